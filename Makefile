@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+GO ?= go
+BIN := bin/chihaya
+
+.PHONY: all build run test vet fmt-check unit e2e bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/chihaya
+
+## run: build and start the tracker on example.json (Ctrl-C stops it)
+run: build
+	./$(BIN) -config example.json
+
+## test: formatting, vet, and every test under the race detector
+test: fmt-check vet unit
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+## bench: the hot-path benchmarks, with allocations
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

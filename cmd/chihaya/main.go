@@ -1,0 +1,11 @@
+// Command chihaya is the BitTorrent tracker daemon.
+//
+//	chihaya -config example.json
+//
+// See the README for the configuration keys. glog's flags (-v, -vmodule,
+// -logtostderr, ...) control logging.
+package main
+
+import "github.com/chihaya/chihaya"
+
+func main() { chihaya.Boot() }

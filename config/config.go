@@ -1,0 +1,255 @@
+// Package config holds the tracker's configuration: the JSON file format, its
+// defaults and its validation.
+//
+// A configuration file is a JSON object whose keys are those of Config. Keys
+// left out keep their defaults (see Default), so a partial file is fine.
+// Unknown keys, values of the wrong type and impossible values are errors that
+// name the offending key, so a typo stops start-up instead of being ignored.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// Duration is a time.Duration written in JSON as a Go duration string such
+// as "30m" or "1h30m".
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a duration string such as "30m".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration string such as \"30m\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration string such as \"30m\": %v", err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// DriverConfig names a storage driver and its driver-specific parameters.
+// Params is kept raw: each driver decodes (and validates) its own.
+type DriverConfig struct {
+	Name   string          `json:"driver"`
+	Params json.RawMessage `json:"params,omitempty"`
+}
+
+// Config is the whole tracker configuration.
+type Config struct {
+	// Addr is the public listener, serving announces and scrapes. ":PORT"
+	// listens on every IPv4 and IPv6 address.
+	Addr string `json:"addr"`
+	// AdminAddr is the operators' listener (/check, /stats). Empty disables it.
+	AdminAddr string `json:"admin_addr"`
+
+	Tracker DriverConfig `json:"tracker"`
+	Backend DriverConfig `json:"backend"`
+
+	// Private switches to passkey-authenticated announces.
+	Private bool `json:"private_tracker"`
+
+	// Announce is the interval clients are told to re-announce at.
+	Announce Duration `json:"announce"`
+	// MinAnnounce is the "min interval" clients must not announce faster than.
+	MinAnnounce Duration `json:"min_announce"`
+	// PeerLifetime is how long a peer that stops announcing stays in its
+	// swarm. Zero means twice Announce.
+	PeerLifetime Duration `json:"peer_lifetime"`
+	// PurgeInactiveTorrents removes swarms once their last peer is gone.
+	PurgeInactiveTorrents bool `json:"purge_inactive_torrents"`
+
+	// DefaultNumWant is the number of peers given when a client sends no numwant.
+	DefaultNumWant int `json:"default_num_want"`
+	// MaxNumWant caps the number of peers any announce receives.
+	MaxNumWant int `json:"max_num_want"`
+	// MaxScrapeInfoHashes caps the info_hashes one scrape may ask for.
+	MaxScrapeInfoHashes int `json:"max_scrape_infohashes"`
+
+	// AllowIPSpoofing lets the "ip" query parameter set the peer's address.
+	// Off by default: anyone could point a swarm at a third party.
+	AllowIPSpoofing bool `json:"allow_ip_spoofing"`
+
+	// HTTP server limits.
+	ReadTimeout    Duration `json:"http_read_timeout"`
+	WriteTimeout   Duration `json:"http_write_timeout"`
+	IdleTimeout    Duration `json:"http_idle_timeout"`
+	MaxHeaderBytes int      `json:"http_max_header_bytes"`
+	// ShutdownTimeout bounds how long a graceful shutdown waits for requests
+	// in flight.
+	ShutdownTimeout Duration `json:"shutdown_timeout"`
+
+	// StatsBufferSize is the capacity of the stats event queue; a full queue
+	// drops (and counts) events rather than slow a request down.
+	StatsBufferSize int `json:"stats_buffer_size"`
+}
+
+// Default returns the configuration used for every key a file leaves out.
+func Default() *Config {
+	return &Config{
+		Addr:                  ":6881",
+		AdminAddr:             "127.0.0.1:6880",
+		Tracker:               DriverConfig{Name: "memory"},
+		Backend:               DriverConfig{Name: "noop"},
+		Announce:              Duration{30 * time.Minute},
+		MinAnnounce:           Duration{15 * time.Minute},
+		PurgeInactiveTorrents: true,
+		DefaultNumWant:        50,
+		MaxNumWant:            200,
+		MaxScrapeInfoHashes:   64,
+		ReadTimeout:           Duration{5 * time.Second},
+		WriteTimeout:          Duration{5 * time.Second},
+		IdleTimeout:           Duration{60 * time.Second},
+		MaxHeaderBytes:        8 << 10,
+		ShutdownTimeout:       Duration{10 * time.Second},
+		StatsBufferSize:       4096,
+	}
+}
+
+// Load reads the configuration file at path. An empty path gives Default.
+func Load(path string) (*Config, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	cfg, err := Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Decode reads a JSON configuration on top of Default and validates it.
+func Decode(r io.Reader) (*Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg := Default()
+	if err := decodeStrict("config", data, cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// DecodeParams decodes a driver's raw params strictly into v, so that a
+// driver reports unknown or mistyped keys the same way the main file does.
+// prefix leads every error ("tracker.params", "backend.params").
+func DecodeParams(prefix string, params json.RawMessage, v any) error {
+	if t := bytes.TrimSpace(params); len(t) == 0 || string(t) == "null" {
+		return nil
+	}
+	return decodeStrict(prefix, params, v)
+}
+
+// decodeStrict decodes the JSON object data into v, refusing unknown keys and
+// trailing data. Its errors name the offending key: encoding/json does not
+// for errors raised by a field's own UnmarshalJSON (Duration), so on failure
+// each key is decoded alone to find the culprit.
+func decodeStrict(prefix string, data []byte, v any) error {
+	err := decodeInto(data, v)
+	if err == nil {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil {
+		return fmt.Errorf("%s: %w", prefix, err) // not an object at all: a syntax error
+	}
+	for key, value := range fields {
+		one, _ := json.Marshal(map[string]json.RawMessage{key: value})
+		probe := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+		if kerr := decodeInto(one, probe); kerr != nil {
+			if strings.HasPrefix(kerr.Error(), "json: unknown field ") {
+				return fmt.Errorf("%s: unknown key %q", prefix, key)
+			}
+			return fmt.Errorf("%s: %s: %v", prefix, key, strings.TrimPrefix(kerr.Error(), "json: "))
+		}
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
+}
+
+func decodeInto(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// Validate reports the first impossible value, naming its key.
+func (c *Config) Validate() error {
+	positive := []struct {
+		key string
+		d   time.Duration
+	}{
+		{"announce", c.Announce.Duration},
+		{"min_announce", c.MinAnnounce.Duration},
+		{"http_read_timeout", c.ReadTimeout.Duration},
+		{"http_write_timeout", c.WriteTimeout.Duration},
+		{"http_idle_timeout", c.IdleTimeout.Duration},
+		{"shutdown_timeout", c.ShutdownTimeout.Duration},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			return fmt.Errorf("config: %s: must be positive, got %v", p.key, p.d)
+		}
+	}
+	switch {
+	case c.Addr == "":
+		return errors.New("config: addr: must not be empty")
+	case c.Tracker.Name == "":
+		return errors.New("config: tracker.driver: must name a driver")
+	case c.Backend.Name == "":
+		return errors.New("config: backend.driver: must name a driver")
+	case c.MinAnnounce.Duration > c.Announce.Duration:
+		return fmt.Errorf("config: min_announce: %v is longer than announce (%v)", c.MinAnnounce, c.Announce)
+	case c.PeerLifetime.Duration < 0:
+		return fmt.Errorf("config: peer_lifetime: must not be negative, got %v", c.PeerLifetime)
+	case c.PeerLifetime.Duration != 0 && c.PeerLifetime.Duration < c.Announce.Duration:
+		return fmt.Errorf("config: peer_lifetime: %v is shorter than announce (%v): every peer would expire between announces", c.PeerLifetime, c.Announce)
+	case c.DefaultNumWant < 0:
+		return fmt.Errorf("config: default_num_want: must not be negative, got %d", c.DefaultNumWant)
+	case c.MaxNumWant < 1:
+		return fmt.Errorf("config: max_num_want: must be at least 1, got %d", c.MaxNumWant)
+	case c.DefaultNumWant > c.MaxNumWant:
+		return fmt.Errorf("config: default_num_want: %d is above max_num_want (%d)", c.DefaultNumWant, c.MaxNumWant)
+	case c.MaxScrapeInfoHashes < 1:
+		return fmt.Errorf("config: max_scrape_infohashes: must be at least 1, got %d", c.MaxScrapeInfoHashes)
+	case c.MaxHeaderBytes < 1024:
+		return fmt.Errorf("config: http_max_header_bytes: must be at least 1024, got %d", c.MaxHeaderBytes)
+	case c.StatsBufferSize < 1:
+		return fmt.Errorf("config: stats_buffer_size: must be at least 1, got %d", c.StatsBufferSize)
+	}
+	return nil
+}
+
+// Lifetime is how long a silent peer stays in its swarm.
+func (c *Config) Lifetime() time.Duration {
+	if c.PeerLifetime.Duration > 0 {
+		return c.PeerLifetime.Duration
+	}
+	return 2 * c.Announce.Duration
+}

@@ -1,0 +1,164 @@
+// Package http is the tracker's HTTP frontend: it routes announces and
+// scrapes (on github.com/julienschmidt/httprouter), turns queries into
+// tracker requests and writes the answers as canonical bencode. Every answer
+// to a client is HTTP 200 with Content-Type text/plain, failures included
+// ("failure reason"), because clients such as Transmission discard the body
+// of any other status.
+//
+// The admin listener, for operators only, is in admin.go.
+package http
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/chihaya/chihaya/config"
+	"github.com/chihaya/chihaya/stats"
+	"github.com/chihaya/chihaya/tracker"
+	"github.com/golang/glog"
+	"github.com/julienschmidt/httprouter"
+)
+
+// Server serves the public announce and scrape routes.
+type Server struct {
+	cfg     *config.Config
+	tracker *tracker.Tracker
+	stats   *stats.Stats
+	srv     *http.Server
+}
+
+// NewServer returns a server for tkr; Serve starts it.
+func NewServer(cfg *config.Config, tkr *tracker.Tracker, st *stats.Stats) *Server {
+	s := &Server{cfg: cfg, tracker: tkr, stats: st}
+	s.srv = &http.Server{
+		Handler: s.Handler(),
+		// A client's request is one line and a few headers: anything slow or
+		// large is an attack or garbage, and costs a goroutine while it lasts.
+		ReadHeaderTimeout: cfg.ReadTimeout.Duration,
+		ReadTimeout:       cfg.ReadTimeout.Duration,
+		WriteTimeout:      cfg.WriteTimeout.Duration,
+		IdleTimeout:       cfg.IdleTimeout.Duration,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ConnState: func(_ net.Conn, state http.ConnState) {
+			switch state {
+			case http.StateNew:
+				st.RecordConn(true)
+			case http.StateClosed, http.StateHijacked:
+				st.RecordConn(false)
+			}
+		},
+		ErrorLog: newErrorLog(),
+	}
+	return s
+}
+
+// Handler returns the public routes.
+func (s *Server) Handler() http.Handler {
+	r := httprouter.New()
+	r.GET("/announce", s.announce)
+	r.GET("/scrape", s.scrape)
+	return r
+}
+
+// Serve answers requests on l until Shutdown. It returns nil after a
+// graceful shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	if err := s.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits, until ctx ends, for the
+// requests in flight.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+// exchange is the per-request scratch space, pooled so that a steady-state
+// announce allocates nothing.
+type exchange struct {
+	ann    tracker.Announce
+	opt    announceOptions
+	resp   tracker.AnnounceResponse
+	hashes []tracker.InfoHash
+	files  []tracker.Scrape
+	buf    []byte
+}
+
+var exchanges = sync.Pool{New: func() any { return &exchange{buf: make([]byte, 0, 1024)} }}
+
+// textPlain is shared by every response: a header value net/http only reads.
+var textPlain = []string{"text/plain"}
+
+func (s *Server) announce(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	start := time.Now()
+	x := exchanges.Get().(*exchange)
+	defer exchanges.Put(x)
+
+	err := parseAnnounce(r.URL.RawQuery, &x.ann, &x.opt, s.cfg.AllowIPSpoofing)
+	if err == nil {
+		x.ann.Addr = x.opt.ip
+		if !x.ann.Addr.IsValid() {
+			x.ann.Addr = remoteAddr(r)
+		}
+		err = s.tracker.Announce(r.Context(), &x.ann, &x.resp)
+	}
+	if err == nil {
+		x.buf = appendAnnounce(x.buf[:0], &x.resp, &x.opt)
+	}
+	s.reply(w, r, x, stats.Announce, err, start)
+}
+
+func (s *Server) scrape(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	start := time.Now()
+	x := exchanges.Get().(*exchange)
+	defer exchanges.Put(x)
+
+	var err error
+	x.hashes, err = parseScrape(r.URL.RawQuery, x.hashes[:0], s.cfg.MaxScrapeInfoHashes)
+	if err == nil {
+		x.files, err = s.tracker.Scrape(r.Context(), x.hashes, x.files[:0])
+	}
+	if err == nil {
+		x.buf = appendScrape(x.buf[:0], x.files, s.cfg.MinAnnounce.Duration)
+	}
+	s.reply(w, r, x, stats.Scrape, err, start)
+}
+
+// reply writes x.buf, or a failure for err, and records the request.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, x *exchange, kind stats.Kind, err error, start time.Time) {
+	outcome := stats.OK
+	if err != nil {
+		var ce tracker.ClientError
+		if errors.As(err, &ce) {
+			outcome = stats.ClientError
+			x.buf = appendFailure(x.buf[:0], ce.Error())
+		} else {
+			outcome = stats.ServerError
+			glog.Errorf("%s %s: %v", r.Method, r.URL.Path, err)
+			x.buf = appendFailure(x.buf[:0], "internal tracker error")
+		}
+	}
+	w.Header()["Content-Type"] = textPlain
+	w.Write(x.buf)
+	s.stats.RecordRequest(kind, outcome, time.Since(start))
+	if glog.V(3) {
+		glog.Infof("%s %s?%s from %s: %v", r.Method, r.URL.Path, r.URL.RawQuery, r.RemoteAddr, err)
+	}
+}
+
+// remoteAddr is the peer's address as the socket shows it, with an
+// IPv4-mapped IPv6 address (a dual-stack listener's view of an IPv4 client)
+// turned back into IPv4. An unparsable address gives the zero Addr, which
+// the tracker refuses.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap().WithZone("")
+}

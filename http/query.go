@@ -1,0 +1,266 @@
+package http
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/chihaya/chihaya/tracker"
+)
+
+// Query parsing works on the raw query string, without url.ParseQuery's
+// maps and strings: announces are the hot path, and the values that matter
+// (binary info_hash and peer_id, numbers) decode straight into their
+// destinations. Every value is checked for bad escapes, even those the
+// tracker ignores, so that a malformed request is refused whole.
+
+// announceOptions are the parts of an announce only HTTP cares about.
+type announceOptions struct {
+	compact  bool
+	noPeerID bool
+	ip       netip.Addr // the "ip" parameter, if given and allowed
+}
+
+// each calls fn for every key=value pair of a raw query, with the key
+// unescaped and the value still escaped. Empty pairs are skipped.
+func each(raw string, fn func(key, value string) error) error {
+	var kbuf [32]byte
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		key := k
+		if strings.ContainsAny(k, "%+") {
+			b, err := unescape(kbuf[:0], k, len(kbuf))
+			if err != nil {
+				return tracker.ClientError("malformed query: bad escape in a parameter name")
+			}
+			key = string(b)
+		}
+		if err := fn(key, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unescape appends the form-decoded s to dst ("+" is a space, "%HH" a byte
+// in either case) and fails on a bad escape or past max bytes.
+func unescape(dst []byte, s string, max int) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '+':
+			c = ' '
+		case '%':
+			var ok bool
+			if c, ok = escaped(s, i); !ok {
+				return dst, errBadEscape
+			}
+			i += 2
+		}
+		if len(dst) >= max {
+			return dst, errTooLong
+		}
+		dst = append(dst, c)
+	}
+	return dst, nil
+}
+
+// escaped decodes the escape "%HH" at s[i].
+func escaped(s string, i int) (byte, bool) {
+	if i+2 >= len(s) {
+		return 0, false
+	}
+	hi, ok1 := unhex(s[i+1])
+	lo, ok2 := unhex(s[i+2])
+	return hi<<4 | lo, ok1 && ok2
+}
+
+var (
+	errBadEscape = tracker.ClientError("malformed query: bad % escape")
+	errTooLong   = tracker.ClientError("malformed query: value too long")
+)
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// decode20 decodes an escaped info_hash or peer_id, which must be exactly 20
+// bytes.
+func decode20(dst *[20]byte, v, name string) error {
+	b, err := unescape(dst[:0], v, 20)
+	if err == errTooLong || (err == nil && len(b) != 20) {
+		return tracker.ClientError(name + " must be 20 bytes")
+	}
+	return err
+}
+
+// checkEscapes validates a value the tracker does not otherwise read.
+func checkEscapes(v string) error {
+	for i := strings.IndexByte(v, '%'); i >= 0; i = strings.IndexByte(v, '%') {
+		if _, ok := escaped(v, i); !ok {
+			return errBadEscape
+		}
+		v = v[i+3:]
+	}
+	return nil
+}
+
+// parseUint reads a non-negative decimal number no larger than max.
+func parseUint(v string, max uint64) (uint64, bool) {
+	var buf [24]byte
+	b, err := unescape(buf[:0], v, len(buf))
+	if err != nil || len(b) == 0 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (max-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
+const maxInt64 = 1<<63 - 1
+
+// Which required parameters an announce carried.
+const (
+	hasInfoHash = 1 << iota
+	hasPeerID
+	hasPort
+	hasUploaded
+	hasDownloaded
+	hasLeft
+	hasAll = hasInfoHash | hasPeerID | hasPort | hasUploaded | hasDownloaded | hasLeft
+)
+
+var required = [...]string{"info_hash", "peer_id", "port", "uploaded", "downloaded", "left"}
+
+// parseAnnounce fills a and opt from a raw announce query. It does not set
+// a.Addr: where the peer is, is the caller's business.
+func parseAnnounce(raw string, a *tracker.Announce, opt *announceOptions, allowIP bool) error {
+	*a = tracker.Announce{NumWant: -1}
+	*opt = announceOptions{compact: true}
+	seen := 0
+	err := each(raw, func(key, v string) error {
+		bad := func() error { return tracker.ClientError("invalid " + key) }
+		switch key {
+		case "info_hash", "peer_id":
+			bit, dst := hasInfoHash, (*[20]byte)(&a.InfoHash)
+			if key == "peer_id" {
+				bit, dst = hasPeerID, (*[20]byte)(&a.PeerID)
+			}
+			if seen&bit != 0 {
+				return tracker.ClientError(key + " given more than once")
+			}
+			seen |= bit
+			return decode20(dst, v, key)
+		case "port":
+			n, ok := parseUint(v, 65535)
+			if !ok || n == 0 {
+				return tracker.ClientError("invalid port: want 1 to 65535")
+			}
+			a.Port = uint16(n)
+			seen |= hasPort
+		case "uploaded", "downloaded", "left":
+			n, ok := parseUint(v, maxInt64)
+			if !ok {
+				return tracker.ClientError("invalid " + key + ": want a non-negative integer")
+			}
+			switch key {
+			case "uploaded":
+				a.Uploaded, seen = n, seen|hasUploaded
+			case "downloaded":
+				a.Downloaded, seen = n, seen|hasDownloaded
+			default:
+				a.Left, seen = n, seen|hasLeft
+			}
+		case "event":
+			var buf [16]byte
+			b, err := unescape(buf[:0], v, len(buf))
+			if err == nil {
+				a.Event, err = tracker.ParseEvent(string(b))
+			}
+			if err != nil {
+				return tracker.ClientError("unknown event: want started, stopped, completed, paused or none")
+			}
+		case "numwant":
+			if strings.HasPrefix(v, "-") { // "no preference", as some clients say it
+				if _, ok := parseUint(v[1:], maxInt64); !ok {
+					return bad()
+				}
+				return nil
+			}
+			n, ok := parseUint(v, maxInt64)
+			if !ok {
+				return bad()
+			}
+			a.NumWant = int(min(n, 1<<31-1))
+		case "compact":
+			opt.compact = v != "0"
+		case "no_peer_id":
+			opt.noPeerID = v == "1"
+		case "ip":
+			if !allowIP {
+				return checkEscapes(v)
+			}
+			var buf [64]byte
+			b, err := unescape(buf[:0], v, len(buf))
+			if err != nil {
+				return bad()
+			}
+			ip, err := netip.ParseAddr(string(b))
+			if err != nil {
+				return bad()
+			}
+			opt.ip = ip.Unmap().WithZone("")
+		default:
+			return checkEscapes(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if seen != hasAll {
+		for i, name := range required {
+			if seen&(1<<i) == 0 {
+				return tracker.ClientError("missing " + name)
+			}
+		}
+	}
+	return nil
+}
+
+// parseScrape appends the info_hashes of a raw scrape query to hashes,
+// refusing more than max.
+func parseScrape(raw string, hashes []tracker.InfoHash, max int) ([]tracker.InfoHash, error) {
+	err := each(raw, func(key, v string) error {
+		if key != "info_hash" {
+			return checkEscapes(v)
+		}
+		if len(hashes) >= max {
+			return tracker.ErrTooManyInfoHashes
+		}
+		hashes = append(hashes, tracker.InfoHash{})
+		return decode20((*[20]byte)(&hashes[len(hashes)-1]), v, "info_hash")
+	})
+	return hashes, err
+}

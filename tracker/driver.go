@@ -1,0 +1,82 @@
+package tracker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/chihaya/chihaya/internal/registry"
+)
+
+// ErrUnknownDriver is wrapped by Open for a driver name nobody registered.
+var ErrUnknownDriver = registry.ErrUnknown
+
+// Driver opens a swarm store. Drivers register themselves with Register in
+// an init function; a binary picks one by blank-importing its package, as
+// with database/sql.
+type Driver interface {
+	// Open returns a pool over a new store. params is the driver's section
+	// of the configuration ("tracker.params"), raw, for the driver to decode.
+	Open(params json.RawMessage) (Pool, error)
+}
+
+// Pool hands out connections to one store. It must be safe for concurrent use.
+type Pool interface {
+	// Get returns a connection; the caller closes it when the request is done.
+	// Get is on every request's path: it should not allocate.
+	Get() (Conn, error)
+	// Close releases the store. No Conn may be used afterwards.
+	Close() error
+}
+
+// Conn is one connection to a swarm store. Each method is one atomic step
+// on the store, so that a remote store needs one round trip per request and
+// no two announces of a swarm see each other half done.
+type Conn interface {
+	// Announce applies a to its swarm and fills resp's Counts, Change and
+	// Peers.
+	//
+	// For Stopped the peer is removed (nothing happens for an unknown peer)
+	// and no peers are returned. Otherwise the peer is added or refreshed as
+	// a seeder (a.Left == 0) or a leecher, a Completed event counts one
+	// download the first time a peer sends it, and up to want peers other
+	// than the announcer are appended to resp.Peers (which the caller has
+	// truncated): leechers only for a seeder, peers of the announcer's
+	// address family first. The counts include the announcer.
+	Announce(ctx context.Context, a *Announce, want int, resp *AnnounceResponse) error
+
+	// Scrape appends the figures of each hash to out, in order; a hash
+	// the store does not know gets zero counts.
+	Scrape(ctx context.Context, hashes []InfoHash, out []Scrape) ([]Scrape, error)
+
+	// Purge removes every peer last seen before before and, with purgeEmpty,
+	// every swarm left without peers.
+	Purge(ctx context.Context, before time.Time, purgeEmpty bool) (Purged, error)
+
+	// Close returns the connection to its pool.
+	Close() error
+}
+
+var drivers = registry.New[Driver]("tracker")
+
+// Register makes a driver available under name. It panics if driver is nil
+// or if name is already taken: both are programming errors.
+func Register(name string, driver Driver) { drivers.Register(name, driver) }
+
+// Drivers returns the names of the registered drivers, sorted.
+func Drivers() []string { return drivers.Names() }
+
+// Open opens the store of the driver registered as name. An unknown name is
+// an error wrapping ErrUnknownDriver.
+func Open(name string, params json.RawMessage) (Pool, error) {
+	driver, err := drivers.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := driver.Open(params)
+	if err != nil {
+		return nil, fmt.Errorf("tracker driver %q: %w", name, err)
+	}
+	return pool, nil
+}

@@ -1,0 +1,186 @@
+// Package tracker is the transport-independent heart of the tracker: it
+// applies the announce and scrape rules on top of a swarm store (a Driver,
+// registered by name as with database/sql), feeds the backend and records
+// statistics. It knows nothing of HTTP or bencode; a frontend turns its
+// requests into Announce values and writes out AnnounceResponse values.
+package tracker
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/config"
+	"github.com/chihaya/chihaya/stats"
+	"github.com/golang/glog"
+)
+
+// Tracker answers announces and scrapes. It is safe for concurrent use.
+type Tracker struct {
+	cfg     *config.Config
+	pool    Pool
+	backend backend.Conn
+	stats   *stats.Stats
+}
+
+// New returns a tracker over an open store and backend. It takes ownership
+// of both: Close closes them.
+func New(cfg *config.Config, pool Pool, be backend.Conn, st *stats.Stats) *Tracker {
+	return &Tracker{cfg: cfg, pool: pool, backend: be, stats: st}
+}
+
+// Config returns the configuration the tracker runs with.
+func (t *Tracker) Config() *config.Config { return t.cfg }
+
+// Announce handles one announce. resp.Peers is reused: its contents are
+// replaced. A ClientError leaves the store unchanged.
+func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceResponse) error {
+	if !a.Addr.IsValid() || a.Addr.Is4In6() {
+		return ErrNoAddress
+	}
+	if a.Port == 0 {
+		return ClientError("invalid port")
+	}
+	want := a.NumWant
+	if want < 0 {
+		want = t.cfg.DefaultNumWant
+	}
+	if want > t.cfg.MaxNumWant {
+		want = t.cfg.MaxNumWant
+	}
+	if a.Event == Stopped {
+		want = 0
+	}
+
+	conn, err := t.pool.Get()
+	if err != nil {
+		return err
+	}
+	resp.Peers = resp.Peers[:0]
+	resp.Change = 0
+	err = conn.Announce(ctx, a, want, resp)
+	if cerr := conn.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	resp.Interval = t.cfg.Announce.Duration
+	resp.MinInterval = t.cfg.MinAnnounce.Duration
+
+	t.stats.RecordPeer(peerEvents(resp.Change), a.Addr.Is6())
+	if err := t.backend.RecordAnnounce(backend.Announce{
+		InfoHash:   a.InfoHash,
+		PeerID:     a.PeerID,
+		Addr:       netip.AddrPortFrom(a.Addr, a.Port),
+		Uploaded:   a.Uploaded,
+		Downloaded: a.Downloaded,
+		Left:       a.Left,
+		Event:      a.Event.String(),
+		Snatched:   resp.Change.Has(Snatched),
+		Time:       time.Now(),
+	}); err != nil {
+		// The swarm is updated and the client is owed its peers; a backend
+		// that cannot queue is an operator's problem, not the client's.
+		glog.Errorf("backend: recording announce for %s: %v", a.InfoHash, err)
+	}
+	return nil
+}
+
+// peerEvents translates a store Change into the statistics' events.
+func peerEvents(c Change) stats.PeerEvents {
+	var e stats.PeerEvents
+	before, after := c.Has(SeederBefore), c.Has(SeederAfter)
+	switch {
+	case c.Has(PeerAdded) && after:
+		e |= stats.SeederJoined
+	case c.Has(PeerAdded):
+		e |= stats.LeecherJoined
+	case c.Has(PeerRemoved) && before:
+		e |= stats.SeederLeft
+	case c.Has(PeerRemoved):
+		e |= stats.LeecherLeft
+	case !before && after:
+		e |= stats.LeecherToSeeder
+	case before && !after:
+		e |= stats.SeederToLeecher
+	}
+	if c.Has(Snatched) {
+		e |= stats.Completed
+	}
+	if c.Has(SwarmAdded) {
+		e |= stats.SwarmAdded
+	}
+	if c.Has(SwarmRemoved) {
+		e |= stats.SwarmRemoved
+	}
+	return e
+}
+
+// Scrape appends the figures of each hash to out. Unknown torrents get
+// zero counts.
+func (t *Tracker) Scrape(ctx context.Context, hashes []InfoHash, out []Scrape) ([]Scrape, error) {
+	if len(hashes) == 0 {
+		return out, ErrNoInfoHash
+	}
+	if len(hashes) > t.cfg.MaxScrapeInfoHashes {
+		return out, ErrTooManyInfoHashes
+	}
+	conn, err := t.pool.Get()
+	if err != nil {
+		return out, err
+	}
+	out, err = conn.Scrape(ctx, hashes, out)
+	if cerr := conn.Close(); err == nil {
+		err = cerr
+	}
+	return out, err
+}
+
+// Reap runs one expiry pass: peers silent for longer than the configured
+// lifetime go, and, if so configured, swarms left empty.
+func (t *Tracker) Reap(ctx context.Context, now time.Time) (Purged, error) {
+	conn, err := t.pool.Get()
+	if err != nil {
+		return Purged{}, err
+	}
+	defer conn.Close()
+	p, err := conn.Purge(ctx, now.Add(-t.cfg.Lifetime()), t.cfg.PurgeInactiveTorrents)
+	var leechers [2]int
+	for f := range leechers {
+		leechers[f] = p.Peers[f] - p.Seeders[f]
+	}
+	t.stats.RecordReap(leechers, p.Seeders, p.Swarms)
+	return p, err
+}
+
+// RunReaper calls Reap four times per peer lifetime, so that a silent peer
+// is gone at most a quarter lifetime after it expired, until ctx ends.
+func (t *Tracker) RunReaper(ctx context.Context) {
+	tick := time.NewTicker(t.cfg.Lifetime() / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			p, err := t.Reap(ctx, now)
+			if err != nil {
+				glog.Errorf("reaping expired peers: %v", err)
+			}
+			if glog.V(1) {
+				glog.Infof("reaped %d IPv4 and %d IPv6 peers, %d swarms", p.Peers[0], p.Peers[1], p.Swarms)
+			}
+		}
+	}
+}
+
+// Close closes the store and the backend (which flushes what it queued).
+func (t *Tracker) Close() error {
+	err := t.pool.Close()
+	if berr := t.backend.Close(); err == nil {
+		err = berr
+	}
+	return err
+}

@@ -1,0 +1,138 @@
+package tracker
+
+import (
+	"encoding/hex"
+	"net/netip"
+	"time"
+)
+
+// InfoHash identifies a torrent: the 20-byte SHA-1 of its info dictionary.
+type InfoHash [20]byte
+
+// String returns the info_hash in lower-case hex.
+func (h InfoHash) String() string { return hex.EncodeToString(h[:]) }
+
+// PeerID is the 20 bytes a client chooses to name itself in one swarm.
+type PeerID [20]byte
+
+// Event is what an announce reports besides "I am still here".
+type Event uint8
+
+// The announce events of BEP 3 and BEP 21. None is a regular announce.
+const (
+	None Event = iota
+	Started
+	Stopped
+	Completed
+	Paused
+)
+
+var eventNames = [...]string{None: "", Started: "started", Stopped: "stopped", Completed: "completed", Paused: "paused"}
+
+// String returns the event as clients spell it ("" for None).
+func (e Event) String() string {
+	if int(e) < len(eventNames) {
+		return eventNames[e]
+	}
+	return "invalid"
+}
+
+// ParseEvent reads an event as clients send it; the empty string is None.
+func ParseEvent(s string) (Event, error) {
+	for e, name := range eventNames {
+		if s == name {
+			return Event(e), nil
+		}
+	}
+	return 0, ErrUnknownEvent
+}
+
+// ClientError is a problem with the request itself. Its text is meant for
+// the client (an HTTP frontend sends it as the "failure reason").
+type ClientError string
+
+func (e ClientError) Error() string { return string(e) }
+
+// Errors returned to clients. Every one of them leaves all state unchanged.
+var (
+	ErrUnknownEvent      = ClientError("unknown event")
+	ErrNoInfoHash        = ClientError("no info_hash given")
+	ErrTooManyInfoHashes = ClientError("too many info_hash values in one scrape")
+	ErrNoAddress         = ClientError("no usable peer address")
+)
+
+// Announce is one announce, independent of the transport it came over.
+type Announce struct {
+	InfoHash InfoHash
+	PeerID   PeerID
+	// Addr is the peer's address: an IPv4 address (never IPv4-mapped IPv6)
+	// or an IPv6 address.
+	Addr       netip.Addr
+	Port       uint16
+	Uploaded   uint64
+	Downloaded uint64
+	Left       uint64
+	Event      Event
+	// NumWant is the number of peers asked for; negative means "not given".
+	NumWant int
+}
+
+// Seeder reports whether the announcer has the whole torrent.
+func (a *Announce) Seeder() bool { return a.Left == 0 }
+
+// Peer is a peer as handed to an announcer.
+type Peer struct {
+	ID   PeerID
+	Addr netip.AddrPort
+}
+
+// Counts are a swarm's public figures.
+type Counts struct {
+	Complete   int // seeders
+	Incomplete int // leechers
+	Downloaded int // completed downloads since the swarm was created
+}
+
+// Change says what an announce did to the store, for statistics.
+type Change uint8
+
+// The bits of a Change.
+const (
+	PeerAdded    Change = 1 << iota // a new peer joined the swarm
+	PeerRemoved                     // the peer left (event=stopped)
+	SeederBefore                    // the peer was a seeder before the announce
+	SeederAfter                     // the peer is a seeder after the announce
+	Snatched                        // the announce counted a completed download
+	SwarmAdded                      // the announce created the swarm
+	SwarmRemoved                    // the announce removed the swarm's last peer and the swarm
+)
+
+// Has reports whether every bit of b is set in c.
+func (c Change) Has(b Change) bool { return c&b == b }
+
+// AnnounceResponse is the tracker's answer to an announce.
+type AnnounceResponse struct {
+	Interval    time.Duration
+	MinInterval time.Duration
+	Counts
+	// Peers holds up to NumWant other peers of the swarm, of either family.
+	// The slice is reused between calls when the caller passes it back.
+	Peers []Peer
+	// Change says what the announce did, for statistics.
+	Change Change
+}
+
+// Scrape holds one torrent's figures in a scrape answer.
+type Scrape struct {
+	InfoHash InfoHash
+	Counts
+}
+
+// Purged counts what one expiry pass removed.
+type Purged struct {
+	Swarms int
+	// Peers and Seeders are indexed by family: 0 for IPv4, 1 for IPv6.
+	// Seeders is the part of Peers that were seeders.
+	Peers   [2]int
+	Seeders [2]int
+}
