@@ -1,0 +1,390 @@
+// Package trackertest is the conformance suite for tracker.Driver
+// implementations: every driver's tests call Run with a fresh store, so all
+// drivers keep the same promises.
+package trackertest
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/chihaya/chihaya/tracker"
+)
+
+// Run checks a driver's Conn against the contract documented on
+// tracker.Conn. open must return a new, empty store on every call.
+func Run(t *testing.T, open func(t *testing.T) tracker.Pool) {
+	t.Helper()
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, c tracker.Conn)
+	}{
+		{"CountsSeedersAndLeechers", testCounts},
+		{"StoppedRemovesPeer", testStopped},
+		{"StoppedFromUnknownPeerChangesNothing", testStoppedUnknown},
+		{"CompletedCountsOnce", testCompletedOnce},
+		{"SeederGetsOnlyLeechers", testSeederGetsLeechers},
+		{"NeverReturnsTheAnnouncer", testNoSelf},
+		{"NumWantLimitsPeers", testNumWant},
+		{"FamiliesKeepTheirAddresses", testFamilies},
+		{"ReannounceUpdatesAddressAndRole", testReannounce},
+		{"ScrapeUnknownIsZero", testScrapeUnknown},
+		{"PurgeExpiresSilentPeers", testPurge},
+		{"PurgeKeepsEmptySwarmsWhenAsked", testPurgeKeep},
+		{"LargeSwarmStaysConsistent", testLargeSwarm},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := open(t)
+			defer pool.Close()
+			c, err := pool.Get()
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			defer c.Close()
+			tc.fn(t, c)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+// Hash returns a distinct info_hash for n.
+func Hash(n int) tracker.InfoHash {
+	var h tracker.InfoHash
+	copy(h[:], fmt.Sprintf("hash-%015d", n))
+	return h
+}
+
+// ID returns a distinct peer_id for n.
+func ID(n int) tracker.PeerID {
+	var id tracker.PeerID
+	copy(id[:], fmt.Sprintf("-TT0001-%012d", n))
+	return id
+}
+
+// Leecher returns a started announce of peer n at addr, with 1000 bytes left.
+func Leecher(h tracker.InfoHash, n int, addr string) *tracker.Announce {
+	return &tracker.Announce{
+		InfoHash: h, PeerID: ID(n), Addr: netip.MustParseAddr(addr),
+		Port: uint16(1000 + n), Left: 1000, Event: tracker.Started, NumWant: -1,
+	}
+}
+
+// Seeder is Leecher with nothing left.
+func Seeder(h tracker.InfoHash, n int, addr string) *tracker.Announce {
+	a := Leecher(h, n, addr)
+	a.Left = 0
+	return a
+}
+
+func announce(t *testing.T, c tracker.Conn, a *tracker.Announce, want int) *tracker.AnnounceResponse {
+	t.Helper()
+	var r tracker.AnnounceResponse
+	if err := c.Announce(ctx, a, want, &r); err != nil {
+		t.Fatalf("Announce: %v", err)
+	}
+	return &r
+}
+
+func scrape(t *testing.T, c tracker.Conn, h tracker.InfoHash) tracker.Counts {
+	t.Helper()
+	out, err := c.Scrape(ctx, []tracker.InfoHash{h}, nil)
+	if err != nil || len(out) != 1 || out[0].InfoHash != h {
+		t.Fatalf("Scrape = %v, %v", out, err)
+	}
+	return out[0].Counts
+}
+
+func wantCounts(t *testing.T, what string, got, want tracker.Counts) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s: counts %+v, want %+v", what, got, want)
+	}
+}
+
+func testCounts(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	r := announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
+	wantCounts(t, "first leecher", r.Counts, tracker.Counts{Incomplete: 1})
+	if !r.Change.Has(tracker.PeerAdded|tracker.SwarmAdded) || r.Change.Has(tracker.SeederAfter) {
+		t.Errorf("first leecher: change %b", r.Change)
+	}
+	r = announce(t, c, Seeder(h, 2, "10.0.0.2"), 50)
+	wantCounts(t, "then a seeder", r.Counts, tracker.Counts{Complete: 1, Incomplete: 1})
+	if !r.Change.Has(tracker.PeerAdded|tracker.SeederAfter) || r.Change.Has(tracker.SwarmAdded) {
+		t.Errorf("seeder: change %b", r.Change)
+	}
+	announce(t, c, Seeder(h, 3, "2001:db8::3"), 50)
+	wantCounts(t, "scrape", scrape(t, c, h), tracker.Counts{Complete: 2, Incomplete: 1})
+}
+
+func testStopped(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
+	announce(t, c, Seeder(h, 2, "10.0.0.2"), 50)
+	stop := Seeder(h, 2, "10.0.0.2")
+	stop.Event = tracker.Stopped
+	r := announce(t, c, stop, 0)
+	if len(r.Peers) != 0 {
+		t.Errorf("stopped got %d peers", len(r.Peers))
+	}
+	if !r.Change.Has(tracker.PeerRemoved | tracker.SeederBefore) {
+		t.Errorf("stopped: change %b", r.Change)
+	}
+	wantCounts(t, "after stop", r.Counts, tracker.Counts{Incomplete: 1})
+	wantCounts(t, "scrape", scrape(t, c, h), tracker.Counts{Incomplete: 1})
+}
+
+func testStoppedUnknown(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	stop := Leecher(h, 1, "10.0.0.1")
+	stop.Event = tracker.Stopped
+	r := announce(t, c, stop, 0)
+	if r.Change != 0 || r.Counts != (tracker.Counts{}) {
+		t.Errorf("stopped for an unknown swarm: %+v", r)
+	}
+	announce(t, c, Leecher(h, 2, "10.0.0.2"), 50)
+	r = announce(t, c, stop, 0)
+	if r.Change != 0 {
+		t.Errorf("stopped for an unknown peer: change %b", r.Change)
+	}
+	wantCounts(t, "scrape", scrape(t, c, h), tracker.Counts{Incomplete: 1})
+}
+
+func testCompletedOnce(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
+	done := Seeder(h, 1, "10.0.0.1")
+	done.Event = tracker.Completed
+	r := announce(t, c, done, 50)
+	if !r.Change.Has(tracker.Snatched|tracker.SeederAfter) || r.Change.Has(tracker.SeederBefore) {
+		t.Errorf("completed: change %b", r.Change)
+	}
+	wantCounts(t, "completed", r.Counts, tracker.Counts{Complete: 1, Downloaded: 1})
+	r = announce(t, c, done, 50) // a client repeating itself
+	if r.Change.Has(tracker.Snatched) {
+		t.Error("a second completed from the same peer counted again")
+	}
+	wantCounts(t, "completed twice", r.Counts, tracker.Counts{Complete: 1, Downloaded: 1})
+	// A seeder from the start (left=0, started) is no download.
+	announce(t, c, Seeder(h, 2, "10.0.0.2"), 50)
+	wantCounts(t, "scrape", scrape(t, c, h), tracker.Counts{Complete: 2, Downloaded: 1})
+}
+
+func testSeederGetsLeechers(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	for n := range 5 {
+		announce(t, c, Seeder(h, n, fmt.Sprintf("10.0.0.%d", n+1)), 50)
+	}
+	for n := 5; n < 8; n++ {
+		announce(t, c, Leecher(h, n, fmt.Sprintf("10.0.0.%d", n+1)), 50)
+	}
+	r := announce(t, c, Seeder(h, 0, "10.0.0.1"), 50)
+	if len(r.Peers) != 3 {
+		t.Fatalf("seeder got %d peers, want the 3 leechers", len(r.Peers))
+	}
+	for _, p := range r.Peers {
+		if n := int(p.Addr.Port()) - 1000; n < 5 {
+			t.Errorf("seeder was given seeder %d", n)
+		}
+	}
+	r = announce(t, c, Leecher(h, 5, "10.0.0.6"), 50)
+	if len(r.Peers) != 7 {
+		t.Errorf("leecher got %d peers, want the 7 others", len(r.Peers))
+	}
+}
+
+func testNoSelf(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	for n := range 40 { // past the point where a list keeps an index
+		announce(t, c, Leecher(h, n, "10.0.0.1"), 50)
+	}
+	for n := range 40 {
+		r := announce(t, c, Leecher(h, n, "10.0.0.1"), 50)
+		if len(r.Peers) != 39 {
+			t.Fatalf("peer %d got %d peers, want 39", n, len(r.Peers))
+		}
+		seen := map[tracker.PeerID]bool{}
+		for _, p := range r.Peers {
+			if p.ID == ID(n) {
+				t.Fatalf("peer %d was given itself", n)
+			}
+			if seen[p.ID] {
+				t.Fatalf("peer %d was given %q twice", n, p.ID)
+			}
+			seen[p.ID] = true
+		}
+	}
+}
+
+func testNumWant(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	for n := range 10 {
+		announce(t, c, Leecher(h, n, "10.0.0.1"), 50)
+	}
+	for _, want := range []int{0, 1, 5, 9, 100} {
+		r := announce(t, c, Leecher(h, 0, "10.0.0.1"), want)
+		if len(r.Peers) != min(want, 9) {
+			t.Errorf("want %d: got %d peers", want, len(r.Peers))
+		}
+	}
+}
+
+func testFamilies(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	announce(t, c, Seeder(h, 1, "10.1.2.3"), 50)
+	announce(t, c, Seeder(h, 2, "2001:db8::2"), 50)
+	r := announce(t, c, Leecher(h, 3, "10.9.9.9"), 50)
+	if len(r.Peers) != 2 {
+		t.Fatalf("got %d peers, want 2", len(r.Peers))
+	}
+	// The announcer's own family first.
+	if got, want := r.Peers[0].Addr, netip.MustParseAddrPort("10.1.2.3:1001"); got != want || r.Peers[0].ID != ID(1) {
+		t.Errorf("first peer %v %q, want %v %q", got, r.Peers[0].ID, want, ID(1))
+	}
+	if got, want := r.Peers[1].Addr, netip.MustParseAddrPort("[2001:db8::2]:1002"); got != want || r.Peers[1].ID != ID(2) {
+		t.Errorf("second peer %v %q, want %v %q", got, r.Peers[1].ID, want, ID(2))
+	}
+	r = announce(t, c, Leecher(h, 4, "2001:db8::4"), 50)
+	if len(r.Peers) != 3 || !r.Peers[0].Addr.Addr().Is6() {
+		t.Errorf("IPv6 announcer got %v, want IPv6 peers first", r.Peers)
+	}
+}
+
+func testReannounce(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
+	moved := Seeder(h, 1, "10.0.0.99")
+	moved.Port = 7777
+	moved.Event = tracker.None
+	r := announce(t, c, moved, 50)
+	if r.Change.Has(tracker.PeerAdded) || r.Change.Has(tracker.SeederBefore) || !r.Change.Has(tracker.SeederAfter) {
+		t.Errorf("leecher turned seeder: change %b", r.Change)
+	}
+	wantCounts(t, "turned seeder", r.Counts, tracker.Counts{Complete: 1})
+	r = announce(t, c, Leecher(h, 2, "10.0.0.2"), 50)
+	if len(r.Peers) != 1 || r.Peers[0].Addr != netip.MustParseAddrPort("10.0.0.99:7777") {
+		t.Errorf("peers %v, want the new address 10.0.0.99:7777", r.Peers)
+	}
+	back := Leecher(h, 1, "10.0.0.99")
+	back.Event = tracker.None
+	r = announce(t, c, back, 50)
+	if !r.Change.Has(tracker.SeederBefore) || r.Change.Has(tracker.SeederAfter) {
+		t.Errorf("seeder turned leecher: change %b", r.Change)
+	}
+	wantCounts(t, "turned leecher", r.Counts, tracker.Counts{Incomplete: 2})
+}
+
+func testScrapeUnknown(t *testing.T, c tracker.Conn) {
+	announce(t, c, Leecher(Hash(1), 1, "10.0.0.1"), 50)
+	out, err := c.Scrape(ctx, []tracker.InfoHash{Hash(2), Hash(1)}, nil)
+	if err != nil || len(out) != 2 {
+		t.Fatalf("Scrape = %v, %v", out, err)
+	}
+	if out[0].InfoHash != Hash(2) || out[0].Counts != (tracker.Counts{}) {
+		t.Errorf("unknown hash: %+v", out[0])
+	}
+	if out[1].InfoHash != Hash(1) || out[1].Counts != (tracker.Counts{Incomplete: 1}) {
+		t.Errorf("known hash: %+v", out[1])
+	}
+}
+
+func testPurge(t *testing.T, c tracker.Conn) {
+	old, fresh := Hash(1), Hash(2)
+	announce(t, c, Leecher(old, 1, "10.0.0.1"), 50)
+	announce(t, c, Seeder(old, 2, "2001:db8::2"), 50)
+	announce(t, c, Seeder(fresh, 3, "10.0.0.3"), 50)
+	p, err := c.Purge(ctx, time.Now().Add(-time.Hour), true)
+	if err != nil || p != (tracker.Purged{}) {
+		t.Fatalf("Purge of nothing expired = %+v, %v", p, err)
+	}
+	p, err = c.Purge(ctx, time.Now().Add(2*time.Second), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tracker.Purged{Swarms: 2, Peers: [2]int{2, 1}, Seeders: [2]int{1, 1}}
+	if p != want {
+		t.Errorf("Purge = %+v, want %+v", p, want)
+	}
+	wantCounts(t, "purged swarm", scrape(t, c, old), tracker.Counts{})
+	// A purged swarm comes back fresh.
+	r := announce(t, c, Leecher(old, 1, "10.0.0.1"), 50)
+	if !r.Change.Has(tracker.SwarmAdded) {
+		t.Errorf("re-created swarm: change %b", r.Change)
+	}
+}
+
+func testPurgeKeep(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
+	done := Seeder(h, 1, "10.0.0.1")
+	done.Event = tracker.Completed
+	announce(t, c, done, 50)
+	p, err := c.Purge(ctx, time.Now().Add(2*time.Second), false)
+	if err != nil || p.Swarms != 0 || p.Peers[0] != 1 {
+		t.Fatalf("Purge = %+v, %v", p, err)
+	}
+	// The swarm, and its download count, stay.
+	wantCounts(t, "kept swarm", scrape(t, c, h), tracker.Counts{Downloaded: 1})
+	r := announce(t, c, Leecher(h, 2, "10.0.0.2"), 50)
+	if r.Change.Has(tracker.SwarmAdded) {
+		t.Error("kept swarm was created again")
+	}
+}
+
+// testLargeSwarm churns a swarm big enough to need an index against a
+// model of what it should hold.
+func testLargeSwarm(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	const peers = 300
+	model := map[int]bool{} // peer -> seeder
+	state := uint32(1)
+	next := func(n int) int { state = state*1664525 + 1013904223; return int(state>>8) % n }
+	for step := range 5000 {
+		n := next(peers)
+		var a *tracker.Announce
+		switch op := next(10); {
+		case op < 5:
+			a = Leecher(h, n, "10.0.0.1")
+			model[n] = false
+		case op < 8:
+			a = Seeder(h, n, "10.0.0.1")
+			model[n] = true
+		default:
+			a = Leecher(h, n, "10.0.0.1")
+			a.Event = tracker.Stopped
+			delete(model, n)
+		}
+		if n%7 == 0 { // some of them on IPv6
+			a.Addr = netip.MustParseAddr("2001:db8::1")
+		}
+		r := announce(t, c, a, 0)
+		var want tracker.Counts
+		for _, seeder := range model {
+			if seeder {
+				want.Complete++
+			} else {
+				want.Incomplete++
+			}
+		}
+		want.Downloaded = r.Downloaded
+		if r.Counts != want {
+			t.Fatalf("step %d: counts %+v, want %+v", step, r.Counts, want)
+		}
+	}
+	// Every peer in the model is found again (no duplicates made), and is
+	// handed out.
+	r := announce(t, c, Leecher(h, peers+1, "10.0.0.1"), 1000)
+	if len(r.Peers) != len(model) {
+		t.Fatalf("a newcomer got %d peers, want all %d", len(r.Peers), len(model))
+	}
+	for _, p := range r.Peers {
+		var n int
+		fmt.Sscanf(string(p.ID[8:]), "%d", &n)
+		if _, ok := model[n]; !ok {
+			t.Errorf("peer %d was handed out but had stopped", n)
+		}
+	}
+}
