@@ -25,6 +25,8 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 ./...
+	# allocation tests cannot run under -race (it makes sync.Pool drop items)
+	$(GO) test -count=1 -run Allocates ./...
 
 ## bench: the hot-path benchmarks, with allocations
 bench:
