@@ -45,10 +45,20 @@ type Announce struct {
 	Downloaded uint64
 	Left       uint64
 	Event      string // "", "started", "stopped", "completed" or "paused"
+	Corrupt    uint64
 	// Snatched is set when the tracker counted this announce as a completed
 	// download (once per peer).
 	Snatched bool
-	Time     time.Time
+	// Seeders and Leechers are the swarm's counts after the announce.
+	Seeders, Leechers int
+	Time              time.Time
+
+	// Private mode only (zero otherwise): the announcing user and the
+	// torrent, as the backend's Site resolved them, and the client's
+	// User-Agent.
+	UserID    uint32
+	TorrentID uint32
+	UserAgent string
 }
 
 var drivers = registry.New[Driver]("backend")

@@ -1,0 +1,57 @@
+package backend
+
+import "net/url"
+
+// Site is what a private tracker must know of its site: who may announce,
+// which torrents exist, which clients are allowed. A backend that can serve
+// private mode implements it besides Conn; the tracker asks it on every
+// private announce, so its methods must answer from memory, never from the
+// database.
+type Site interface {
+	// User returns the enabled user with passkey.
+	User(passkey string) (User, bool)
+	// Torrent returns the registered torrent with the info_hash. For one
+	// that is not registered, reason is why it went, if the site said so
+	// recently (Ocelot's "Unregistered torrent: <reason>"), or "".
+	Torrent(infoHash [20]byte) (t Torrent, ok bool, reason string)
+	// ClientAllowed reports whether a peer_id's client may announce. An empty
+	// whitelist allows every client.
+	ClientAllowed(peerID [20]byte) bool
+}
+
+// User is a site user as the tracker sees one.
+type User struct {
+	ID       uint32
+	CanLeech bool
+	// Protected users' addresses are never written to the database.
+	Protected bool
+}
+
+// FreeType is a torrent's freeleech state.
+type FreeType uint8
+
+// Freeleech states, with Gazelle's FreeTorrent values.
+const (
+	Normal  FreeType = iota // '0': everything counts
+	Free                    // '1': downloads are not counted
+	Neutral                 // '2': nothing is counted
+)
+
+// Torrent is a registered torrent as the tracker sees one.
+type Torrent struct {
+	ID   uint32
+	Free FreeType
+}
+
+// Updater is implemented by backends that accept a site's pushed changes:
+// Ocelot's protocol, where the site calls
+// GET /<secret>/update?action=...&... and GET /<report secret>/report?get=...
+// The HTTP frontend checks the secrets and hands the rest over.
+type Updater interface {
+	// Update applies one action with its raw (still escaped) query, as
+	// Ocelot reads it. An unknown action is not an error: Ocelot answers
+	// "success" to those too.
+	Update(action string, rawQuery string) error
+	// Report answers a report query (get=stats, get=user&key=...).
+	Report(query url.Values) ([]byte, error)
+}
