@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/chihaya
 
-.PHONY: all build run test vet fmt-check unit e2e bench clean
+.PHONY: all build run test test-deps vet fmt-check unit e2e bench clean
 
 all: build
 
@@ -14,7 +14,11 @@ run: build
 	./$(BIN) -config example.json
 
 ## test: formatting, vet, and every test under the race detector
-test: fmt-check vet unit
+test: test-deps fmt-check vet unit
+
+## test-deps: install the servers and clients the tests run (as root on Debian)
+test-deps:
+	bash scripts/test-deps.sh
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -58,8 +58,14 @@ type Config struct {
 	Tracker DriverConfig `json:"tracker"`
 	Backend DriverConfig `json:"backend"`
 
-	// Private switches to passkey-authenticated announces.
+	// Private switches to passkey-authenticated announces
+	// (/<passkey>/announce) checked against the backend's users and torrents.
 	Private bool `json:"private_tracker"`
+	// TrackerSecret is Gazelle's TRACKER_SECRET: the site's updates arrive at
+	// /<TrackerSecret>/update on the admin listener. 32 characters.
+	TrackerSecret string `json:"tracker_secret"`
+	// ReportSecret is Gazelle's TRACKER_REPORTKEY, for /<ReportSecret>/report.
+	ReportSecret string `json:"report_secret"`
 
 	// Announce is the interval clients are told to re-announce at.
 	Announce Duration `json:"announce"`
@@ -238,6 +244,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: default_num_want: %d is above max_num_want (%d)", c.DefaultNumWant, c.MaxNumWant)
 	case c.MaxScrapeInfoHashes < 1:
 		return fmt.Errorf("config: max_scrape_infohashes: must be at least 1, got %d", c.MaxScrapeInfoHashes)
+	case c.Private && len(c.TrackerSecret) != 32:
+		return fmt.Errorf("config: tracker_secret: private mode needs Gazelle's 32-character TRACKER_SECRET, got %d characters", len(c.TrackerSecret))
+	case c.Private && c.ReportSecret != "" && len(c.ReportSecret) != 32:
+		return fmt.Errorf("config: report_secret: want 32 characters (Gazelle's TRACKER_REPORTKEY), got %d", len(c.ReportSecret))
+	case c.Private && c.AdminAddr == "":
+		return errors.New("config: admin_addr: private mode needs it: the site's updates arrive there")
 	case c.MaxHeaderBytes < 1024:
 		return fmt.Errorf("config: http_max_header_bytes: must be at least 1024, got %d", c.MaxHeaderBytes)
 	case c.StatsBufferSize < 1:
