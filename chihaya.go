@@ -69,7 +69,7 @@ type Listening func(public, admin net.Addr)
 // requests in flight and closes the drivers. An error opening anything is
 // returned before any listener accepts a connection.
 func Run(ctx context.Context, cfg *config.Config, listening Listening) (err error) {
-	pool, err := tracker.Open(cfg.Tracker.Name, cfg.Tracker.Params)
+	pool, err := tracker.Open(cfg.Tracker.Name, tracker.Options{Params: cfg.Tracker.Params, Private: cfg.Private})
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func newTestServer(t testing.TB, mutate func(*config.Config)) *Server {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := tracker.Open("memory", nil)
+	pool, err := tracker.Open("memory", tracker.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,18 @@ var ErrUnknownDriver = registry.ErrUnknown
 // an init function; a binary picks one by blank-importing its package, as
 // with database/sql.
 type Driver interface {
-	// Open returns a pool over a new store. params is the driver's section
-	// of the configuration ("tracker.params"), raw, for the driver to decode.
-	Open(params json.RawMessage) (Pool, error)
+	// Open returns a pool over a new store.
+	Open(opts Options) (Pool, error)
+}
+
+// Options are what a store is opened with.
+type Options struct {
+	// Params is the driver's section of the configuration
+	// ("tracker.params"), raw, for the driver to decode.
+	Params json.RawMessage
+	// Private is set for a private tracker. Announces then carry a UserID,
+	// and the store must never hand a peer the peers of its own user.
+	Private bool
 }
 
 // Pool hands out connections to one store. It must be safe for concurrent use.
@@ -69,12 +78,12 @@ func Drivers() []string { return drivers.Names() }
 
 // Open opens the store of the driver registered as name. An unknown name is
 // an error wrapping ErrUnknownDriver.
-func Open(name string, params json.RawMessage) (Pool, error) {
+func Open(name string, opts Options) (Pool, error) {
 	driver, err := drivers.Lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	pool, err := driver.Open(params)
+	pool, err := driver.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("tracker driver %q: %w", name, err)
 	}

@@ -75,6 +75,15 @@ type Announce struct {
 	Event      Event
 	// NumWant is the number of peers asked for; negative means "not given".
 	NumWant int
+	// Corrupt is the bytes that failed the hash check (libtorrent, Transmission).
+	Corrupt uint64
+
+	// Private mode: the passkey from the URL, and the user it belongs to
+	// (the tracker fills UserID in).
+	Passkey string
+	UserID  uint32
+	// UserAgent is the client's own name for itself, for the backend.
+	UserAgent string
 }
 
 // Seeder reports whether the announcer has the whole torrent.

@@ -14,7 +14,6 @@ package memory
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
@@ -32,12 +31,14 @@ type driver struct{}
 // Params are the driver's configuration.
 type Params struct {
 	Shards int `json:"shards"`
+	// Private stores keep each peer's user id (tracker.Options.Private).
+	Private bool `json:"-"`
 }
 
 // Open creates an empty store.
-func (driver) Open(raw json.RawMessage) (tracker.Pool, error) {
-	p := Params{Shards: 1024}
-	if err := config.DecodeParams("tracker.params", raw, &p); err != nil {
+func (driver) Open(opts tracker.Options) (tracker.Pool, error) {
+	p := Params{Shards: 1024, Private: opts.Private}
+	if err := config.DecodeParams("tracker.params", opts.Params, &p); err != nil {
 		return nil, err
 	}
 	if p.Shards < 1 || p.Shards&(p.Shards-1) != 0 || p.Shards > 1<<16 {
@@ -50,14 +51,15 @@ func (driver) Open(raw json.RawMessage) (tracker.Pool, error) {
 // returns the store itself and Close on it does nothing, so a request costs
 // no allocation.
 type Store struct {
-	shards []shard
-	seed   maphash.Seed
-	epoch  time.Time
+	shards  []shard
+	seed    maphash.Seed
+	epoch   time.Time
+	private bool
 }
 
 // New returns an empty store.
 func New(p Params) *Store {
-	return &Store{shards: make([]shard, p.Shards), seed: maphash.MakeSeed(), epoch: time.Now()}
+	return &Store{shards: make([]shard, p.Shards), seed: maphash.MakeSeed(), epoch: time.Now(), private: p.Private}
 }
 
 // shard is one lock's worth of swarms. Swarms live in a slab indexed by a
@@ -85,15 +87,13 @@ func (s *Store) now(t time.Time) uint32 { return uint32(t.Sub(s.epoch) / time.Se
 
 // list returns the swarm's list for the address's family, creating it if
 // create is set; it returns nil for a missing list otherwise.
-func (w *swarm) list(v6, create bool) *peerList {
+func (w *swarm) list(v6, create, private bool) *peerList {
 	if !v6 {
-		if w.v4.stride == 0 {
-			w.v4.stride = stride4
-		}
 		return &w.v4
 	}
 	if w.v6 == nil && create {
-		w.v6 = &peerList{stride: stride6}
+		l := newPeerList(true, private)
+		w.v6 = &l
 	}
 	return w.v6
 }
@@ -131,11 +131,11 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 			resp.Counts = tracker.Counts{}
 			return nil
 		}
-		slot = sh.add(a.InfoHash)
+		slot = sh.add(a.InfoHash, s.private)
 		resp.Change |= tracker.SwarmAdded
 	}
 	w := &sh.swarms[slot]
-	l := w.list(v6, a.Event != tracker.Stopped)
+	l := w.list(v6, a.Event != tracker.Stopped, s.private)
 	i := -1
 	if l != nil {
 		i = l.find(&a.PeerID, s.seed)
@@ -164,29 +164,27 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 	if seeder {
 		resp.Change |= tracker.SeederAfter
 	}
-	if a.Event == tracker.Completed {
-		if f := l.flags(i); *f&flagSnatch == 0 {
-			*f |= flagSnatch
-			w.downloaded++
-			resp.Change |= tracker.Snatched
-		}
+	if a.Event == tracker.Completed && !l.markSnatched(i) {
+		w.downloaded++
+		resp.Change |= tracker.Snatched
 	}
 	resp.Counts = w.counts()
 
 	if want > 0 {
 		// The announcer's own family first: those are the peers it can reach.
-		resp.Peers = pick(resp.Peers, l, i, seeder, want)
-		if other := w.list(!v6, false); other != nil && len(resp.Peers) < want {
-			resp.Peers = pick(resp.Peers, other, -1, seeder, want)
+		resp.Peers = pick(resp.Peers, l, i, a.UserID, seeder, want)
+		if other := w.list(!v6, false, s.private); other != nil && len(resp.Peers) < want {
+			resp.Peers = pick(resp.Peers, other, -1, a.UserID, seeder, want)
 		}
 	}
 	return nil
 }
 
-// pick appends peers of l to dst until dst holds want, skipping record self:
-// leechers only for a seeder. It starts at a random record and walks on, so
-// that every peer is handed out about as often.
-func pick(dst []tracker.Peer, l *peerList, self int, seeder bool, want int) []tracker.Peer {
+// pick appends peers of l to dst until dst holds want, skipping record self
+// and, in a private store, every peer of user uid: leechers only for a
+// seeder. It starts at a random record and walks on, so that every peer is
+// handed out about as often.
+func pick(dst []tracker.Peer, l *peerList, self int, uid uint32, seeder bool, want int) []tracker.Peer {
 	lo, n := 0, l.len()
 	if seeder {
 		lo = int(l.seeders)
@@ -198,7 +196,7 @@ func pick(dst []tracker.Peer, l *peerList, self int, seeder bool, want int) []tr
 	start := rand.IntN(span)
 	for k := 0; k < span && len(dst) < want; k++ {
 		j := lo + (start+k)%span
-		if j != self {
+		if j != self && (uid == 0 || l.uid(j) != uid) {
 			dst = append(dst, l.peer(j))
 		}
 	}
@@ -206,7 +204,7 @@ func pick(dst []tracker.Peer, l *peerList, self int, seeder bool, want int) []tr
 }
 
 // add puts a new, empty swarm in the shard and returns its slot.
-func (sh *shard) add(h tracker.InfoHash) int32 {
+func (sh *shard) add(h tracker.InfoHash, private bool) int32 {
 	if sh.index == nil {
 		sh.index = make(map[tracker.InfoHash]int32)
 	}
@@ -218,7 +216,7 @@ func (sh *shard) add(h tracker.InfoHash) int32 {
 		slot = int32(len(sh.swarms))
 		sh.swarms = append(sh.swarms, swarm{})
 	}
-	sh.swarms[slot] = swarm{v4: peerList{stride: stride4}}
+	sh.swarms[slot] = swarm{v4: newPeerList(false, private)}
 	sh.index[h] = slot
 	return slot
 }

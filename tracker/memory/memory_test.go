@@ -12,7 +12,9 @@ import (
 func TestConformance(t *testing.T) {
 	for _, shards := range []int{1, 64} {
 		t.Run(map[int]string{1: "OneShard", 64: "Sharded"}[shards], func(t *testing.T) {
-			trackertest.Run(t, func(*testing.T) tracker.Pool { return New(Params{Shards: shards}) })
+			trackertest.Run(t, func(_ *testing.T, o tracker.Options) tracker.Pool {
+				return New(Params{Shards: shards, Private: o.Private})
+			})
 		})
 	}
 }
@@ -31,7 +33,7 @@ func TestOpenParams(t *testing.T) {
 		{`{"shards": "16"}`, "tracker.params: shards"},
 		{`{"shard": 16}`, `unknown key "shard"`},
 	} {
-		_, err := tracker.Open("memory", json.RawMessage(tc.params))
+		_, err := tracker.Open("memory", tracker.Options{Params: json.RawMessage(tc.params)})
 		if tc.err == "" && err != nil {
 			t.Errorf("%s: %v", tc.params, err)
 		}

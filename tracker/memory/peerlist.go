@@ -15,13 +15,16 @@ import (
 //	[20:20+A)     address, A = 4 (IPv4) or 16 (IPv6)
 //	[20+A:22+A)   port, big-endian: address and port together are the
 //	              compact (BEP 23 / BEP 7) form of the peer
-//	[22+A]        flags
-//	[23+A:27+A)   last announce, seconds since the store's epoch, little-endian
+//	[22+A:26+A)   last announce, seconds since the store's epoch, little-endian;
+//	              the top bit is flagSnatched
+//	[26+A:30+A)   user id, little-endian: private stores only
+//
+// So a public IPv4 peer costs 30 bytes, and every byte of the record is
+// multiplied by the millions of peers a tracker holds.
 const (
-	offAddr    = 20
-	stride4    = 27 + 4
-	stride6    = 27 + 16
-	flagSnatch = 1 // the peer's completed event has been counted
+	offAddr      = 20
+	flagSnatched = 1 << 31 // the peer's completed event has been counted
+	maxStride    = 26 + 16 + 4
 )
 
 // indexFrom is the list length from which a list keeps a hash index of its
@@ -39,28 +42,57 @@ type peerList struct {
 	index   *peerIndex // nil while the list is short
 	seeders int32
 	stride  uint8
+	addrLen uint8 // 4 or 16
+	hasUID  bool
+}
+
+func newPeerList(v6, private bool) peerList {
+	l := peerList{addrLen: 4, hasUID: private}
+	if v6 {
+		l.addrLen = 16
+	}
+	l.stride = 26 + l.addrLen
+	if private {
+		l.stride += 4
+	}
+	return l
 }
 
 func (l *peerList) len() int             { return len(l.recs) / int(l.stride) }
 func (l *peerList) leechers() int        { return l.len() - int(l.seeders) }
 func (l *peerList) rec(i int) []byte     { s := int(l.stride); return l.recs[i*s : i*s+s : i*s+s] }
-func (l *peerList) addrLen() int         { return int(l.stride) - 27 }
 func (l *peerList) id(i int) []byte      { return l.rec(i)[:offAddr] }
-func (l *peerList) compact(i int) []byte { return l.rec(i)[offAddr : offAddr+l.addrLen()+2] }
+func (l *peerList) offSeen() int         { return offAddr + int(l.addrLen) + 2 }
+func (l *peerList) compact(i int) []byte { return l.rec(i)[offAddr : offAddr+int(l.addrLen)+2] }
 
-func (l *peerList) flags(i int) *byte { return &l.rec(i)[offAddr+l.addrLen()+2] }
-
+// seen returns record i's last announce time and flags word.
 func (l *peerList) seen(i int) uint32 {
-	return binary.LittleEndian.Uint32(l.rec(i)[offAddr+l.addrLen()+3:])
+	return binary.LittleEndian.Uint32(l.rec(i)[l.offSeen():]) &^ flagSnatched
+}
+
+// markSnatched sets record i's snatched flag and reports whether it was
+// already set.
+func (l *peerList) markSnatched(i int) (already bool) {
+	b := l.rec(i)[l.offSeen():]
+	w := binary.LittleEndian.Uint32(b)
+	binary.LittleEndian.PutUint32(b, w|flagSnatched)
+	return w&flagSnatched != 0
+}
+
+// uid returns record i's user id (0 in a public store).
+func (l *peerList) uid(i int) uint32 {
+	if !l.hasUID {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(l.rec(i)[l.offSeen()+4:])
 }
 
 // peer returns record i as a tracker.Peer.
 func (l *peerList) peer(i int) tracker.Peer {
 	r := l.rec(i)
 	p := tracker.Peer{ID: tracker.PeerID(r[:offAddr])}
-	a := l.addrLen()
-	port := binary.BigEndian.Uint16(r[offAddr+a:])
-	if a == 4 {
+	port := binary.BigEndian.Uint16(r[offAddr+int(l.addrLen):])
+	if l.addrLen == 4 {
 		p.Addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte(r[offAddr:])), port)
 	} else {
 		p.Addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte(r[offAddr:])), port)
@@ -68,19 +100,24 @@ func (l *peerList) peer(i int) tracker.Peer {
 	return p
 }
 
-// set writes the announcer's address, port and time into record i.
+// set writes the announcer's address, port, user and time into record i,
+// keeping its flags.
 func (l *peerList) set(i int, a *tracker.Announce, now uint32) {
 	r := l.rec(i)
-	n := l.addrLen()
-	if n == 4 {
+	if l.addrLen == 4 {
 		b := a.Addr.As4()
 		copy(r[offAddr:], b[:])
 	} else {
 		b := a.Addr.As16()
 		copy(r[offAddr:], b[:])
 	}
-	binary.BigEndian.PutUint16(r[offAddr+n:], a.Port)
-	binary.LittleEndian.PutUint32(r[offAddr+n+3:], now)
+	binary.BigEndian.PutUint16(r[offAddr+int(l.addrLen):], a.Port)
+	seen := r[l.offSeen():]
+	flags := binary.LittleEndian.Uint32(seen) & flagSnatched
+	binary.LittleEndian.PutUint32(seen, now&^flagSnatched|flags)
+	if l.hasUID {
+		binary.LittleEndian.PutUint32(seen[4:], a.UserID)
+	}
 }
 
 // find returns the position of the peer with id, or -1.
@@ -102,7 +139,7 @@ func (l *peerList) add(a *tracker.Announce, now uint32, seed maphash.Seed) int {
 	l.recs = l.grow(l.recs)
 	r := l.rec(i)
 	copy(r, a.PeerID[:])
-	r[offAddr+l.addrLen()+2] = 0
+	binary.LittleEndian.PutUint32(r[l.offSeen():], 0) // no flags
 	l.set(i, a, now)
 	if l.index != nil {
 		l.index.insert(l, i, seed)
@@ -191,7 +228,7 @@ func (l *peerList) swap(i, j int, seed maphash.Seed) {
 	if l.index != nil { // find both entries while the records still match them
 		si, sj = l.index.slot(l, l.id(i), seed), l.index.slot(l, l.id(j), seed)
 	}
-	var tmp [stride6]byte
+	var tmp [maxStride]byte
 	ri, rj := l.rec(i), l.rec(j)
 	copy(tmp[:], ri)
 	copy(ri, rj)

@@ -14,12 +14,13 @@ import (
 // index is built and dropped, checking after every step that each peer is
 // found where it is, seeders stay in front, and nothing else is found.
 func TestPeerListAgainstModel(t *testing.T) {
-	for _, stride := range []uint8{stride4, stride6} {
+	for _, v6 := range []bool{false, true} {
 		seed := maphash.MakeSeed()
-		rng := rand.New(rand.NewPCG(1, uint64(stride)))
-		l := &peerList{stride: stride}
+		rng := rand.New(rand.NewPCG(1, 2))
+		list := newPeerList(v6, v6) // private on one, public on the other
+		l := &list
 		addr := netip.MustParseAddr("10.0.0.1")
-		if stride == stride6 {
+		if v6 {
 			addr = netip.MustParseAddr("2001:db8::1")
 		}
 		model := map[int]bool{} // peer -> seeder
@@ -42,7 +43,7 @@ func TestPeerListAgainstModel(t *testing.T) {
 				l.setSeeder(i, seeder, seed)
 				model[n] = seeder
 			case grow || rng.IntN(4) == 0:
-				a := &tracker.Announce{PeerID: id, Addr: addr, Port: uint16(n + 1), Left: uint64(rng.IntN(2))}
+				a := &tracker.Announce{PeerID: id, Addr: addr, Port: uint16(n + 1), Left: uint64(rng.IntN(2)), UserID: uint32(n + 7)}
 				l.add(a, uint32(step), seed)
 				model[n] = a.Left == 0
 			}
@@ -71,6 +72,9 @@ func check(t *testing.T, step int, l *peerList, model map[int]bool, seed maphash
 		}
 		if got := l.peer(i); got.ID != id || got.Addr.Port() != uint16(n+1) {
 			t.Fatalf("step %d: peer %d found as %v", step, n, got)
+		}
+		if l.hasUID && l.uid(i) != uint32(n+7) {
+			t.Fatalf("step %d: peer %d has user %d", step, n, l.uid(i))
 		}
 		if (i < int(l.seeders)) != seeder {
 			t.Fatalf("step %d: peer %d at %d, seeders %d, seeder %v", step, n, i, l.seeders, seeder)

@@ -14,29 +14,33 @@ import (
 )
 
 // Run checks a driver's Conn against the contract documented on
-// tracker.Conn. open must return a new, empty store on every call.
-func Run(t *testing.T, open func(t *testing.T) tracker.Pool) {
+// tracker.Conn. open must return a new, empty store on every call, opened
+// with opts.
+func Run(t *testing.T, open func(t *testing.T, opts tracker.Options) tracker.Pool) {
 	t.Helper()
 	for _, tc := range []struct {
-		name string
-		fn   func(t *testing.T, c tracker.Conn)
+		name    string
+		fn      func(t *testing.T, c tracker.Conn)
+		private bool
 	}{
-		{"CountsSeedersAndLeechers", testCounts},
-		{"StoppedRemovesPeer", testStopped},
-		{"StoppedFromUnknownPeerChangesNothing", testStoppedUnknown},
-		{"CompletedCountsOnce", testCompletedOnce},
-		{"SeederGetsOnlyLeechers", testSeederGetsLeechers},
-		{"NeverReturnsTheAnnouncer", testNoSelf},
-		{"NumWantLimitsPeers", testNumWant},
-		{"FamiliesKeepTheirAddresses", testFamilies},
-		{"ReannounceUpdatesAddressAndRole", testReannounce},
-		{"ScrapeUnknownIsZero", testScrapeUnknown},
-		{"PurgeExpiresSilentPeers", testPurge},
-		{"PurgeKeepsEmptySwarmsWhenAsked", testPurgeKeep},
-		{"LargeSwarmStaysConsistent", testLargeSwarm},
+		{"CountsSeedersAndLeechers", testCounts, false},
+		{"StoppedRemovesPeer", testStopped, false},
+		{"StoppedFromUnknownPeerChangesNothing", testStoppedUnknown, false},
+		{"CompletedCountsOnce", testCompletedOnce, false},
+		{"SeederGetsOnlyLeechers", testSeederGetsLeechers, false},
+		{"NeverReturnsTheAnnouncer", testNoSelf, false},
+		{"NumWantLimitsPeers", testNumWant, false},
+		{"FamiliesKeepTheirAddresses", testFamilies, false},
+		{"ReannounceUpdatesAddressAndRole", testReannounce, false},
+		{"ScrapeUnknownIsZero", testScrapeUnknown, false},
+		{"PurgeExpiresSilentPeers", testPurge, false},
+		{"PurgeKeepsEmptySwarmsWhenAsked", testPurgeKeep, false},
+		{"LargeSwarmStaysConsistent", testLargeSwarm, false},
+		{"PrivateNeverGivesAUserItsOwnPeers", testOwnUser, true},
+		{"PrivateLargeSwarm", testLargeSwarm, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pool := open(t)
+			pool := open(t, tracker.Options{Private: tc.private})
 			defer pool.Close()
 			c, err := pool.Get()
 			if err != nil {
@@ -336,6 +340,23 @@ func testPurgeKeep(t *testing.T, c tracker.Conn) {
 
 // testLargeSwarm churns a swarm big enough to need an index against a
 // model of what it should hold.
+func testOwnUser(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	as := func(a *tracker.Announce, uid uint32) *tracker.Announce { a.UserID = uid; return a }
+	announce(t, c, as(Seeder(h, 1, "10.0.0.1"), 7), 50)       // user 7's seedbox
+	announce(t, c, as(Seeder(h, 2, "2001:db8::2"), 7), 50)    // and its IPv6 side
+	announce(t, c, as(Seeder(h, 3, "10.0.0.3"), 8), 50)       // someone else
+	r := announce(t, c, as(Leecher(h, 4, "10.0.0.4"), 7), 50) // user 7 at home
+	if len(r.Peers) != 1 || r.Peers[0].ID != ID(3) {
+		t.Errorf("user 7 was given %v, want only peer 3 of user 8", r.Peers)
+	}
+	wantCounts(t, "counts include every user", r.Counts, tracker.Counts{Complete: 3, Incomplete: 1})
+	r = announce(t, c, as(Leecher(h, 5, "10.0.0.5"), 9), 50)
+	if len(r.Peers) != 4 {
+		t.Errorf("user 9 got %d peers, want all 4", len(r.Peers))
+	}
+}
+
 func testLargeSwarm(t *testing.T, c tracker.Conn) {
 	h := Hash(1)
 	const peers = 300
@@ -360,6 +381,7 @@ func testLargeSwarm(t *testing.T, c tracker.Conn) {
 		if n%7 == 0 { // some of them on IPv6
 			a.Addr = netip.MustParseAddr("2001:db8::1")
 		}
+		a.UserID = uint32(n%5 + 1) // ignored by public stores
 		r := announce(t, c, a, 0)
 		var want tracker.Counts
 		for _, seeder := range model {
@@ -376,7 +398,9 @@ func testLargeSwarm(t *testing.T, c tracker.Conn) {
 	}
 	// Every peer in the model is found again (no duplicates made), and is
 	// handed out.
-	r := announce(t, c, Leecher(h, peers+1, "10.0.0.1"), 1000)
+	newcomer := Leecher(h, peers+1, "10.0.0.1")
+	newcomer.UserID = 100 // nobody else's user
+	r := announce(t, c, newcomer, 1000)
 	if len(r.Peers) != len(model) {
 		t.Fatalf("a newcomer got %d peers, want all %d", len(r.Peers), len(model))
 	}
