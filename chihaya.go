@@ -78,6 +78,11 @@ func Run(ctx context.Context, cfg *config.Config, listening Listening) (err erro
 		pool.Close()
 		return err
 	}
+	if err := tracker.CheckBackend(cfg, be); err != nil {
+		pool.Close()
+		be.Close()
+		return err
+	}
 	st := stats.New(cfg.StatsBufferSize)
 	defer st.Close()
 	tkr := tracker.New(cfg, pool, be, st)
@@ -94,6 +99,7 @@ func Run(ctx context.Context, cfg *config.Config, listening Listening) (err erro
 	srv := http.NewServer(cfg, tkr, st)
 	var adm net.Listener
 	admin := http.NewAdmin(srv)
+	admin.Handler = srv.SiteUpdates(admin.Handler)
 	if cfg.AdminAddr != "" {
 		if adm, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 			pub.Close()

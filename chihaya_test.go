@@ -303,6 +303,9 @@ func TestRunRefusesUnknownDrivers(t *testing.T) {
 		{func(c *config.Config) { c.Backend.Name = "mysql9" }, `backend.driver: unknown driver "mysql9" (forgotten import?)`},
 		{func(c *config.Config) { c.Tracker.Params = json.RawMessage(`{"shards": 3}`) }, `tracker.params: shards`},
 		{func(c *config.Config) { c.Addr = "127.0.0.1:99999" }, `addr:`},
+		{func(c *config.Config) {
+			c.Private, c.TrackerSecret, c.AdminAddr = true, strings.Repeat("s", 32), "127.0.0.1:0"
+		}, `backend.driver: "noop" cannot serve a private tracker`},
 	} {
 		cfg := config.Default()
 		cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", ""

@@ -57,13 +57,33 @@ func NewServer(cfg *config.Config, tkr *tracker.Tracker, st *stats.Stats) *Serve
 	return s
 }
 
-// Handler returns the public routes.
+// Handler returns the client routes: /announce and /scrape for a public
+// tracker, /<passkey>/announce and /<passkey>/scrape for a private one
+// (Gazelle's URLs), never both.
 func (s *Server) Handler() http.Handler {
 	r := httprouter.New()
-	r.GET("/announce", s.announce)
-	r.GET("/scrape", s.scrape)
+	if s.cfg.Private {
+		r.GET("/:passkey/announce", s.announce)
+		r.GET("/:passkey/scrape", s.scrape)
+	} else {
+		r.GET("/announce", s.announce)
+		r.GET("/scrape", s.scrape)
+	}
 	return r
 }
+
+// passkey returns the route's passkey; Gazelle's are 32 characters.
+func passkey(ps httprouter.Params) (string, error) {
+	if len(ps) == 0 {
+		return "", nil
+	}
+	if pk := ps[0].Value; len(pk) == 32 {
+		return pk, nil
+	}
+	return "", errMalformedAnnounce
+}
+
+var errMalformedAnnounce = tracker.ClientError("Malformed announce")
 
 // Serve answers requests on l until Shutdown. It returns nil after a
 // graceful shutdown.
@@ -94,13 +114,17 @@ var exchanges = sync.Pool{New: func() any { return &exchange{buf: make([]byte, 0
 // textPlain is shared by every response: a header value net/http only reads.
 var textPlain = []string{"text/plain"}
 
-func (s *Server) announce(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (s *Server) announce(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	start := time.Now()
 	x := exchanges.Get().(*exchange)
 	defer exchanges.Put(x)
 
 	err := parseAnnounce(r.URL.RawQuery, &x.ann, &x.opt, s.cfg.AllowIPSpoofing)
 	if err == nil {
+		x.ann.Passkey, err = passkey(ps)
+	}
+	if err == nil {
+		x.ann.UserAgent = r.Header.Get("User-Agent")
 		x.ann.Addr = x.opt.ip
 		if !x.ann.Addr.IsValid() {
 			x.ann.Addr = remoteAddr(r)
@@ -113,15 +137,17 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request, _ httprouter.P
 	s.reply(w, r, x, stats.Announce, err, start)
 }
 
-func (s *Server) scrape(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (s *Server) scrape(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	start := time.Now()
 	x := exchanges.Get().(*exchange)
 	defer exchanges.Put(x)
 
-	var err error
-	x.hashes, err = parseScrape(r.URL.RawQuery, x.hashes[:0], s.cfg.MaxScrapeInfoHashes)
+	pk, err := passkey(ps)
 	if err == nil {
-		x.files, err = s.tracker.Scrape(r.Context(), x.hashes, x.files[:0])
+		x.hashes, err = parseScrape(r.URL.RawQuery, x.hashes[:0], s.cfg.MaxScrapeInfoHashes)
+	}
+	if err == nil {
+		x.files, err = s.tracker.Scrape(r.Context(), pk, x.hashes, x.files[:0])
 	}
 	if err == nil {
 		x.buf = appendScrape(x.buf[:0], x.files, s.cfg.MinAnnounce.Duration)

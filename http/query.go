@@ -179,7 +179,7 @@ func parseAnnounce(raw string, a *tracker.Announce, opt *announceOptions, allowI
 			}
 			a.Port = uint16(n)
 			seen |= hasPort
-		case "uploaded", "downloaded", "left":
+		case "uploaded", "downloaded", "left", "corrupt":
 			n, ok := parseUint(v, maxInt64)
 			if !ok {
 				return tracker.ClientError("invalid " + key + ": want a non-negative integer")
@@ -189,8 +189,10 @@ func parseAnnounce(raw string, a *tracker.Announce, opt *announceOptions, allowI
 				a.Uploaded, seen = n, seen|hasUploaded
 			case "downloaded":
 				a.Downloaded, seen = n, seen|hasDownloaded
-			default:
+			case "left":
 				a.Left, seen = n, seen|hasLeft
+			default:
+				a.Corrupt = n
 			}
 		case "event":
 			var buf [16]byte

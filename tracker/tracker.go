@@ -7,6 +7,8 @@ package tracker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -21,17 +23,42 @@ type Tracker struct {
 	cfg     *config.Config
 	pool    Pool
 	backend backend.Conn
+	site    backend.Site // private mode: the site's users and torrents
 	stats   *stats.Stats
 }
 
 // New returns a tracker over an open store and backend. It takes ownership
-// of both: Close closes them.
+// of both: Close closes them. A private tracker's backend must implement
+// backend.Site (see CheckBackend).
 func New(cfg *config.Config, pool Pool, be backend.Conn, st *stats.Stats) *Tracker {
-	return &Tracker{cfg: cfg, pool: pool, backend: be, stats: st}
+	site, _ := be.(backend.Site)
+	return &Tracker{cfg: cfg, pool: pool, backend: be, site: site, stats: st}
 }
+
+// CheckBackend reports whether be can serve cfg: a private tracker needs a
+// backend that knows the site's users and torrents.
+func CheckBackend(cfg *config.Config, be backend.Conn) error {
+	if _, ok := be.(backend.Site); cfg.Private && !ok {
+		return fmt.Errorf("backend.driver: %q cannot serve a private tracker: it does not know the site's users and torrents", cfg.Backend.Name)
+	}
+	return nil
+}
+
+// Failures of private announces, worded as Ocelot words them: sites and
+// their users know these strings.
+var (
+	ErrPasskeyNotFound   = ClientError("Passkey not found")
+	ErrUnregistered      = ClientError("Unregistered torrent")
+	ErrClientNotApproved = ClientError("Your client is not on the whitelist")
+	ErrLeechingForbidden = ClientError("Access denied, leeching forbidden")
+)
 
 // Config returns the configuration the tracker runs with.
 func (t *Tracker) Config() *config.Config { return t.cfg }
+
+// Backend returns the backend the tracker feeds (for the admin listener's
+// metrics).
+func (t *Tracker) Backend() backend.Conn { return t.backend }
 
 // Announce handles one announce. resp.Peers is reused: its contents are
 // replaced. A ClientError leaves the store unchanged.
@@ -53,6 +80,23 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 		want = 0
 	}
 
+	var torrentID uint32
+	forbidden := false
+	if t.cfg.Private {
+		user, tor, err := t.authorize(a)
+		if err != nil {
+			return err
+		}
+		a.UserID, torrentID = user.ID, tor.ID
+		// Like Ocelot, a user who may not leech still has the traffic of
+		// the announce credited, but is kept out of the swarm.
+		forbidden = !user.CanLeech && a.Left > 0
+	}
+
+	event := a.Event
+	if forbidden {
+		a.Event, want = Stopped, 0 // out of the swarm, if it was in
+	}
 	conn, err := t.pool.Get()
 	if err != nil {
 		return err
@@ -63,6 +107,7 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 	if cerr := conn.Close(); err == nil {
 		err = cerr
 	}
+	a.Event = event
 	if err != nil {
 		return err
 	}
@@ -70,6 +115,40 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 	resp.MinInterval = t.cfg.MinAnnounce.Duration
 
 	t.stats.RecordPeer(peerEvents(resp.Change), a.Addr.Is6())
+	t.record(a, resp, torrentID)
+	if forbidden {
+		return ErrLeechingForbidden
+	}
+	return nil
+}
+
+// authorize checks a private announce against the site: the user, the
+// torrent and the client. Nothing is changed when it fails.
+func (t *Tracker) authorize(a *Announce) (backend.User, backend.Torrent, error) {
+	if t.site == nil {
+		return backend.User{}, backend.Torrent{}, errNoSite
+	}
+	user, ok := t.site.User(a.Passkey)
+	if !ok {
+		return user, backend.Torrent{}, ErrPasskeyNotFound
+	}
+	tor, ok, reason := t.site.Torrent(a.InfoHash)
+	if !ok {
+		if reason != "" {
+			return user, tor, ClientError(string(ErrUnregistered) + ": " + reason)
+		}
+		return user, tor, ErrUnregistered
+	}
+	if !t.site.ClientAllowed(a.PeerID) {
+		return user, tor, ErrClientNotApproved
+	}
+	return user, tor, nil
+}
+
+var errNoSite = errors.New("private tracker without a site backend")
+
+// record hands the announce to the backend.
+func (t *Tracker) record(a *Announce, resp *AnnounceResponse, torrentID uint32) {
 	if err := t.backend.RecordAnnounce(backend.Announce{
 		InfoHash:   a.InfoHash,
 		PeerID:     a.PeerID,
@@ -77,15 +156,20 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 		Uploaded:   a.Uploaded,
 		Downloaded: a.Downloaded,
 		Left:       a.Left,
+		Corrupt:    a.Corrupt,
 		Event:      a.Event.String(),
 		Snatched:   resp.Change.Has(Snatched),
+		Seeders:    resp.Complete,
+		Leechers:   resp.Incomplete,
 		Time:       time.Now(),
+		UserID:     a.UserID,
+		TorrentID:  torrentID,
+		UserAgent:  a.UserAgent,
 	}); err != nil {
 		// The swarm is updated and the client is owed its peers; a backend
 		// that cannot queue is an operator's problem, not the client's.
 		glog.Errorf("backend: recording announce for %s: %v", a.InfoHash, err)
 	}
-	return nil
 }
 
 // peerEvents translates a store Change into the statistics' events.
@@ -119,8 +203,16 @@ func peerEvents(c Change) stats.PeerEvents {
 }
 
 // Scrape appends the figures of each hash to out. Unknown torrents get
-// zero counts.
-func (t *Tracker) Scrape(ctx context.Context, hashes []InfoHash, out []Scrape) ([]Scrape, error) {
+// zero counts. A private tracker needs the passkey of an enabled user.
+func (t *Tracker) Scrape(ctx context.Context, passkey string, hashes []InfoHash, out []Scrape) ([]Scrape, error) {
+	if t.cfg.Private {
+		if t.site == nil {
+			return out, errNoSite
+		}
+		if _, ok := t.site.User(passkey); !ok {
+			return out, ErrPasskeyNotFound
+		}
+	}
 	if len(hashes) == 0 {
 		return out, ErrNoInfoHash
 	}

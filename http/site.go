@@ -1,0 +1,57 @@
+package http
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/chihaya/chihaya/backend"
+	"github.com/golang/glog"
+)
+
+// SiteUpdates wraps the admin handler next with the site's side of Ocelot's
+// protocol, for a private tracker whose backend is a backend.Updater:
+//
+//	GET /<tracker_secret>/update?action=...   answered "success"
+//	GET /<report_secret>/report?get=...       answered with the report
+//
+// A 32-character first segment with any other secret gets Ocelot's
+// "Authentication failure". Everything else goes to next. These routes live
+// on the admin listener only: Gazelle's TRACKER_HOST/TRACKER_PORT point there.
+func (s *Server) SiteUpdates(next http.Handler) http.Handler {
+	up, ok := s.tracker.Backend().(backend.Updater)
+	if !s.cfg.Private || !ok {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, action, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		if !ok || len(secret) != 32 || (action != "update" && action != "report") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header()["Content-Type"] = textPlain
+		want := s.cfg.TrackerSecret
+		if action == "report" {
+			want = s.cfg.ReportSecret
+		}
+		if want == "" || subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
+			w.Write(appendFailure(nil, "Authentication failure"))
+			return
+		}
+		if action == "report" {
+			body, err := up.Report(r.URL.Query())
+			if err != nil {
+				w.Write(appendFailure(nil, err.Error()))
+				return
+			}
+			w.Write(body)
+			return
+		}
+		if err := up.Update(r.URL.Query().Get("action"), r.URL.RawQuery); err != nil {
+			glog.Errorf("site update %q: %v", r.URL.Query().Get("action"), err)
+			w.Write(appendFailure(nil, err.Error()))
+			return
+		}
+		w.Write([]byte("success"))
+	})
+}
