@@ -3,11 +3,13 @@ module github.com/chihaya/chihaya
 go 1.26.8
 
 require (
+	github.com/go-sql-driver/mysql v1.8.1
 	github.com/golang/glog v1.2.4
 	github.com/julienschmidt/httprouter v1.3.0
 )
 
 require (
+	filippo.io/edwards25519 v1.1.0 // indirect
 	github.com/anacrolix/dht/v2 v2.23.1-0.20260525063928-ec3a9bd99456 // indirect
 	github.com/anacrolix/generics v0.2.0 // indirect
 	github.com/anacrolix/log v0.17.1-0.20251118025802-918f1157b7bb // indirect

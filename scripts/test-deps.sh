@@ -8,6 +8,7 @@
 set -euo pipefail
 needs=(
   "mktorrent mktorrent"
+  "mariadbd mariadb-server"
 )
 
 missing=()
