@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"net/netip"
 	"slices"
 	"strconv"
 	"time"
@@ -42,11 +43,20 @@ func appendFailure(b []byte, reason string) []byte {
 }
 
 // appendAnnounce writes an announce answer, compact (BEP 23, with IPv6 peers
-// in "peers6" as BEP 7 has it) or as a list of dictionaries.
-func appendAnnounce(b []byte, r *tracker.AnnounceResponse, opt *announceOptions) []byte {
+// in "peers6" as BEP 7 has it) or as a list of dictionaries. external is the
+// announcer's address as the tracker sees it (BEP 24).
+func appendAnnounce(b []byte, r *tracker.AnnounceResponse, opt *announceOptions, external netip.Addr) []byte {
 	b = append(b, 'd')
 	b = appendInt(b, "complete", int64(r.Complete))
 	b = appendInt(b, "downloaded", int64(r.Downloaded))
+	b = appendStr(b, "external ip")
+	if external.Is4() {
+		ip := external.As4()
+		b = appendBytes(b, ip[:])
+	} else {
+		ip := external.As16()
+		b = appendBytes(b, ip[:])
+	}
 	b = appendInt(b, "incomplete", int64(r.Incomplete))
 	b = appendInt(b, "interval", int64(r.Interval/time.Second))
 	b = appendInt(b, "min interval", int64(r.MinInterval/time.Second))

@@ -132,7 +132,7 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request, ps httprouter.
 		err = s.tracker.Announce(r.Context(), &x.ann, &x.resp)
 	}
 	if err == nil {
-		x.buf = appendAnnounce(x.buf[:0], &x.resp, &x.opt)
+		x.buf = appendAnnounce(x.buf[:0], &x.resp, &x.opt, x.ann.Addr)
 	}
 	s.reply(w, r, x, stats.Announce, err, start)
 }

@@ -108,6 +108,7 @@ func TestAnnounceCounts(t *testing.T) {
 	want := map[string]any{
 		"complete": int64(0), "incomplete": int64(1), "downloaded": int64(0),
 		"interval": int64(1800), "min interval": int64(900), "peers": "",
+		"external ip": "\x0a\x00\x00\x01", // BEP 24: raw bytes of 10.0.0.1
 	}
 	if !equal(m, want) {
 		t.Errorf("first announce: %v, want %v", m, want)
@@ -183,6 +184,9 @@ func TestCompactPeersByFamily(t *testing.T) {
 	get(t, s, "[::ffff:192.0.2.3]:1", query(ih1, peerID(3), 0x1ae3, 0)) // a dual-stack socket's view of IPv4
 	m := get(t, s, "192.0.2.9:1", query(ih1, peerID(9), 9, 5))
 	peers, peers6 := m["peers"].(string), m["peers6"].(string)
+	if m6 := get(t, s, "[2001:db8::9]:1", query(ih1, peerID(10), 10, 5)); m6["external ip"] != "\x20\x01\x0d\xb8"+strings.Repeat("\x00", 11)+"\x09" {
+		t.Errorf("IPv6 external ip %q", m6["external ip"])
+	}
 	if len(peers) != 12 || len(peers6) != 18 {
 		t.Fatalf("peers %q (want 2 entries of 6 bytes), peers6 %q (want 1 of 18)", peers, peers6)
 	}
