@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"reflect"
 	"strings"
@@ -87,6 +88,17 @@ type Config struct {
 	// AllowIPSpoofing lets the "ip" query parameter set the peer's address.
 	// Off by default: anyone could point a swarm at a third party.
 	AllowIPSpoofing bool `json:"allow_ip_spoofing"`
+
+	// TrustedProxies are the reverse proxies (CIDRs such as "127.0.0.1/32")
+	// whose RealIPHeader is believed. Nobody else can set a peer's address.
+	TrustedProxies []netip.Prefix `json:"trusted_proxies"`
+	// RealIPHeader is the header a trusted proxy puts the client's address
+	// in: "X-Forwarded-For" (the rightmost address that is not itself a
+	// trusted proxy counts), "X-Real-IP", or "" to use the socket's address.
+	RealIPHeader string `json:"real_ip_header"`
+	// AnnounceJitter spreads re-announces: each answer's interval is
+	// Announce plus a uniformly random [0, AnnounceJitter). Zero disables it.
+	AnnounceJitter Duration `json:"announce_jitter"`
 
 	// HTTP server limits.
 	ReadTimeout    Duration `json:"http_read_timeout"`
@@ -255,7 +267,77 @@ func (c *Config) Validate() error {
 	case c.StatsBufferSize < 1:
 		return fmt.Errorf("config: stats_buffer_size: must be at least 1, got %d", c.StatsBufferSize)
 	}
+	return c.validateDeployment()
+}
+
+// The values real_ip_header may take.
+const (
+	XForwardedFor = "X-Forwarded-For"
+	XRealIP       = "X-Real-IP"
+)
+
+// validateDeployment checks the reverse-proxy and jitter keys.
+func (c *Config) validateDeployment() error {
+	switch {
+	case c.AnnounceJitter.Duration < 0:
+		return fmt.Errorf("config: announce_jitter: must not be negative, got %v", c.AnnounceJitter)
+	case c.AnnounceJitter.Duration >= c.Announce.Duration:
+		return fmt.Errorf("config: announce_jitter: %v must be shorter than announce (%v)", c.AnnounceJitter, c.Announce)
+	case c.PeerLifetime.Duration != 0 && c.PeerLifetime.Duration < c.Announce.Duration+c.AnnounceJitter.Duration:
+		return fmt.Errorf("config: peer_lifetime: %v is shorter than announce plus announce_jitter (%v): peers would expire between announces", c.PeerLifetime, c.Announce.Duration+c.AnnounceJitter.Duration)
+	}
+	for _, p := range c.TrustedProxies {
+		if !p.IsValid() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+			return fmt.Errorf("config: trusted_proxies: %v: want an IPv4 or IPv6 CIDR such as \"127.0.0.1/32\" or \"::1/128\"", p)
+		}
+	}
+	switch {
+	case c.RealIPHeader != "" && !strings.EqualFold(c.RealIPHeader, XForwardedFor) && !strings.EqualFold(c.RealIPHeader, XRealIP):
+		return fmt.Errorf("config: real_ip_header: %q: want %q, %q or \"\"", c.RealIPHeader, XForwardedFor, XRealIP)
+	case c.RealIPHeader != "" && len(c.TrustedProxies) == 0:
+		return fmt.Errorf("config: real_ip_header: %s is believed only from trusted_proxies, and there are none", c.RealIPHeader)
+	case c.RealIPHeader == "" && len(c.TrustedProxies) != 0:
+		return errors.New("config: trusted_proxies: without real_ip_header they have no effect: name the header they set")
+	}
 	return nil
+}
+
+// reloadable are the keys a running tracker takes from a reloaded file
+// (SIGHUP). Any other key needs a restart.
+var reloadable = map[string]bool{
+	"announce":                true,
+	"min_announce":            true,
+	"announce_jitter":         true,
+	"peer_lifetime":           true,
+	"purge_inactive_torrents": true,
+	"default_num_want":        true,
+	"max_num_want":            true,
+	"max_scrape_infohashes":   true,
+	"allow_ip_spoofing":       true,
+	"trusted_proxies":         true,
+	"real_ip_header":          true,
+	"shutdown_timeout":        true,
+}
+
+// Reloadable reports whether a running tracker applies key on a reload.
+func Reloadable(key string) bool { return reloadable[key] }
+
+// Reload returns the configuration a running tracker moves to when its file
+// now reads next: a copy of c with next's reloadable keys. needRestart lists
+// the other keys whose values differ: they keep c's value until a restart.
+func (c *Config) Reload(next *Config) (merged *Config, needRestart []string) {
+	m := *c
+	dst, src, old := reflect.ValueOf(&m).Elem(), reflect.ValueOf(next).Elem(), reflect.ValueOf(c).Elem()
+	for i := range dst.NumField() {
+		key, _, _ := strings.Cut(dst.Type().Field(i).Tag.Get("json"), ",")
+		switch {
+		case reloadable[key]:
+			dst.Field(i).Set(src.Field(i))
+		case !reflect.DeepEqual(old.Field(i).Interface(), src.Field(i).Interface()):
+			needRestart = append(needRestart, key)
+		}
+	}
+	return &m, needRestart
 }
 
 // Lifetime is how long a silent peer stays in its swarm.

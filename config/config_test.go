@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,5 +109,85 @@ func TestExampleJSON(t *testing.T) {
 	}
 	if cfg.Private || cfg.Tracker.Name != "memory" || cfg.Backend.Name != "noop" {
 		t.Errorf("example.json: private %v, tracker %q, backend %q", cfg.Private, cfg.Tracker.Name, cfg.Backend.Name)
+	}
+}
+
+func TestDeploymentKeys(t *testing.T) {
+	cfg, err := Decode(strings.NewReader(`{"trusted_proxies": ["127.0.0.1/32", "10.0.0.1/8", "::1/128"], "real_ip_header": "x-real-ip", "announce_jitter": "5m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.TrustedProxies) != 3 || !cfg.TrustedProxies[1].Contains(netip.MustParseAddr("10.200.0.1")) ||
+		cfg.TrustedProxies[1].Contains(netip.MustParseAddr("11.0.0.1")) || cfg.AnnounceJitter.Duration != 5*time.Minute {
+		t.Errorf("decoded %v, jitter %v", cfg.TrustedProxies, cfg.AnnounceJitter)
+	}
+	if d := Default(); d.AnnounceJitter.Duration != 0 || d.RealIPHeader != "" || d.TrustedProxies != nil {
+		t.Errorf("defaults: jitter %v, header %q, proxies %v", d.AnnounceJitter, d.RealIPHeader, d.TrustedProxies)
+	}
+	for _, tc := range []struct{ json, want string }{
+		{`{"trusted_proxies": ["127.0.0.1"], "real_ip_header": "X-Real-IP"}`, `trusted_proxies: `},
+		{`{"trusted_proxies": ["10.0.0.0/33"], "real_ip_header": "X-Real-IP"}`, `trusted_proxies: `},
+		{`{"trusted_proxies": ["proxy.example"], "real_ip_header": "X-Real-IP"}`, `trusted_proxies: `},
+		{`{"trusted_proxies": "127.0.0.1/32", "real_ip_header": "X-Real-IP"}`, `trusted_proxies: `},
+		{`{"trusted_proxies": ["::ffff:127.0.0.1/128"], "real_ip_header": "X-Real-IP"}`, `trusted_proxies: ::ffff:127.0.0.1/128: want an IPv4 or IPv6 CIDR`},
+		{`{"trusted_proxies": ["127.0.0.1/32"]}`, `trusted_proxies: without real_ip_header`},
+		{`{"trusted_proxies": ["127.0.0.1/32"], "real_ip_header": "Forwarded"}`, `real_ip_header: "Forwarded": want`},
+		{`{"real_ip_header": "X-Forwarded-For"}`, `real_ip_header: X-Forwarded-For is believed only from trusted_proxies`},
+		{`{"real_ip_header": 1}`, `real_ip_header`},
+		{`{"announce_jitter": "-1s"}`, `announce_jitter: must not be negative`},
+		{`{"announce_jitter": "30m"}`, `announce_jitter: 30m0s must be shorter than announce`},
+		{`{"announce_jitter": "soon"}`, `announce_jitter: `},
+		{`{"announce_jitter": "10m", "peer_lifetime": "35m"}`, `peer_lifetime: 35m0s is shorter than announce plus announce_jitter (40m0s)`},
+	} {
+		_, err := Decode(strings.NewReader(tc.json))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.json, err, tc.want)
+		}
+	}
+}
+
+func TestReload(t *testing.T) {
+	old := Default()
+	next, err := Decode(strings.NewReader(`{"addr": ":7000", "admin_addr": "", "tracker": {"driver": "memory", "params": {"shards": 2}},
+		"announce": "20m", "min_announce": "10m", "announce_jitter": "1m", "peer_lifetime": "50m", "purge_inactive_torrents": false,
+		"default_num_want": 10, "max_num_want": 20, "max_scrape_infohashes": 5, "allow_ip_spoofing": true,
+		"trusted_proxies": ["127.0.0.1/32"], "real_ip_header": "X-Forwarded-For", "shutdown_timeout": "3s", "http_read_timeout": "1s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, restart := old.Reload(next)
+	if merged == old || merged == next {
+		t.Fatal("Reload must return a new Config")
+	}
+	if strings.Join(restart, " ") != "addr admin_addr tracker http_read_timeout" {
+		t.Errorf("needRestart %q", restart)
+	}
+	want := *next
+	want.Addr, want.AdminAddr, want.Tracker, want.ReadTimeout = old.Addr, old.AdminAddr, old.Tracker, old.ReadTimeout
+	got, _ := json.Marshal(merged)
+	wantJSON, _ := json.Marshal(&want)
+	if string(got) != string(wantJSON) {
+		t.Errorf("merged\n %s\nwant\n %s", got, wantJSON)
+	}
+	if err := merged.Validate(); err != nil {
+		t.Error(err)
+	}
+	if old.Announce.Duration != 30*time.Minute || old.Addr != ":6881" {
+		t.Error("Reload changed the running configuration in place")
+	}
+	// Every key is either reloadable or reported when it changes.
+	if _, restart := old.Reload(Default()); len(restart) != 0 {
+		t.Errorf("an unchanged file needs a restart for %q", restart)
+	}
+	for _, key := range []string{"announce", "min_announce", "peer_lifetime", "default_num_want", "max_num_want",
+		"max_scrape_infohashes", "allow_ip_spoofing", "trusted_proxies", "real_ip_header", "announce_jitter"} {
+		if !Reloadable(key) {
+			t.Errorf("%s is not reloadable", key)
+		}
+	}
+	for _, key := range []string{"addr", "admin_addr", "tracker", "backend", "private_tracker"} {
+		if Reloadable(key) {
+			t.Errorf("%s is reloadable", key)
+		}
 	}
 }
