@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
@@ -20,7 +22,7 @@ import (
 
 // Tracker answers announces and scrapes. It is safe for concurrent use.
 type Tracker struct {
-	cfg     *config.Config
+	cfg     atomic.Pointer[config.Config] // replaced whole by Reload, never changed in place
 	pool    Pool
 	backend backend.Conn
 	site    backend.Site // private mode: the site's users and torrents
@@ -32,7 +34,9 @@ type Tracker struct {
 // backend.Site (see CheckBackend).
 func New(cfg *config.Config, pool Pool, be backend.Conn, st *stats.Stats) *Tracker {
 	site, _ := be.(backend.Site)
-	return &Tracker{cfg: cfg, pool: pool, backend: be, site: site, stats: st}
+	t := &Tracker{pool: pool, backend: be, site: site, stats: st}
+	t.cfg.Store(cfg)
+	return t
 }
 
 // CheckBackend reports whether be can serve cfg: a private tracker needs a
@@ -53,8 +57,16 @@ var (
 	ErrLeechingForbidden = ClientError("Access denied, leeching forbidden")
 )
 
-// Config returns the configuration the tracker runs with.
-func (t *Tracker) Config() *config.Config { return t.cfg }
+// Config returns the configuration the tracker runs with now. It must not
+// be changed: Reload replaces it. A request loads it once and uses that
+// value throughout, so that a reload never mixes two configurations.
+func (t *Tracker) Config() *config.Config { return t.cfg.Load() }
+
+// Reload makes cfg the running configuration, for the requests that start
+// from now on; swarms are untouched. cfg must be valid, and should differ
+// from the running one only in reloadable keys (see config.Config.Reload):
+// the store, the backend and the listeners keep what they were opened with.
+func (t *Tracker) Reload(cfg *config.Config) { t.cfg.Store(cfg) }
 
 // Backend returns the backend the tracker feeds (for the admin listener's
 // metrics).
@@ -69,12 +81,13 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 	if a.Port == 0 {
 		return ClientError("invalid port")
 	}
+	cfg := t.cfg.Load()
 	want := a.NumWant
 	if want < 0 {
-		want = t.cfg.DefaultNumWant
+		want = cfg.DefaultNumWant
 	}
-	if want > t.cfg.MaxNumWant {
-		want = t.cfg.MaxNumWant
+	if want > cfg.MaxNumWant {
+		want = cfg.MaxNumWant
 	}
 	if a.Event == Stopped {
 		want = 0
@@ -82,7 +95,7 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 
 	var torrentID uint32
 	forbidden := false
-	if t.cfg.Private {
+	if cfg.Private {
 		user, tor, err := t.authorize(a)
 		if err != nil {
 			return err
@@ -111,8 +124,11 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 	if err != nil {
 		return err
 	}
-	resp.Interval = t.cfg.Announce.Duration
-	resp.MinInterval = t.cfg.MinAnnounce.Duration
+	resp.Interval = cfg.Announce.Duration
+	if j := cfg.AnnounceJitter.Duration; j > 0 {
+		resp.Interval += rand.N(j) // spreads the re-announces of a restart's crowd
+	}
+	resp.MinInterval = cfg.MinAnnounce.Duration
 
 	t.stats.RecordPeer(peerEvents(resp.Change), a.Addr.Is6())
 	t.record(a, resp, torrentID)
@@ -205,7 +221,8 @@ func peerEvents(c Change) stats.PeerEvents {
 // Scrape appends the figures of each hash to out. Unknown torrents get
 // zero counts. A private tracker needs the passkey of an enabled user.
 func (t *Tracker) Scrape(ctx context.Context, passkey string, hashes []InfoHash, out []Scrape) ([]Scrape, error) {
-	if t.cfg.Private {
+	cfg := t.cfg.Load()
+	if cfg.Private {
 		if t.site == nil {
 			return out, errNoSite
 		}
@@ -216,7 +233,7 @@ func (t *Tracker) Scrape(ctx context.Context, passkey string, hashes []InfoHash,
 	if len(hashes) == 0 {
 		return out, ErrNoInfoHash
 	}
-	if len(hashes) > t.cfg.MaxScrapeInfoHashes {
+	if len(hashes) > cfg.MaxScrapeInfoHashes {
 		return out, ErrTooManyInfoHashes
 	}
 	conn, err := t.pool.Get()
@@ -238,7 +255,8 @@ func (t *Tracker) Reap(ctx context.Context, now time.Time) (Purged, error) {
 		return Purged{}, err
 	}
 	defer conn.Close()
-	p, err := conn.Purge(ctx, now.Add(-t.cfg.Lifetime()), t.cfg.PurgeInactiveTorrents)
+	cfg := t.cfg.Load()
+	p, err := conn.Purge(ctx, now.Add(-cfg.Lifetime()), cfg.PurgeInactiveTorrents)
 	var leechers [2]int
 	for f := range leechers {
 		leechers[f] = p.Peers[f] - p.Seeders[f]
@@ -248,15 +266,21 @@ func (t *Tracker) Reap(ctx context.Context, now time.Time) (Purged, error) {
 }
 
 // RunReaper calls Reap four times per peer lifetime, so that a silent peer
-// is gone at most a quarter lifetime after it expired, until ctx ends.
+// is gone at most a quarter lifetime after it expired, until ctx ends. A
+// reloaded lifetime takes effect from the next pass.
 func (t *Tracker) RunReaper(ctx context.Context) {
-	tick := time.NewTicker(t.cfg.Lifetime() / 4)
+	lifetime := t.cfg.Load().Lifetime()
+	tick := time.NewTicker(lifetime / 4)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
+			if l := t.cfg.Load().Lifetime(); l != lifetime {
+				lifetime = l
+				tick.Reset(lifetime / 4)
+			}
 			p, err := t.Reap(ctx, now)
 			if err != nil {
 				glog.Errorf("reaping expired peers: %v", err)
