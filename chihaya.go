@@ -61,6 +61,15 @@ func Boot() {
 	glog.Flush()
 }
 
+// peering turns the configuration's peer-selection keys into the store's.
+func peering(cfg *config.Config) tracker.Peering {
+	p := tracker.Peering{DualStacked: cfg.DualStackedPeers, RespectAF: cfg.RespectAF}
+	if cfg.PreferredSubnet {
+		p.PreferIPv4Bits, p.PreferIPv6Bits = cfg.PreferredIPv4Subnet, cfg.PreferredIPv6Subnet
+	}
+	return p
+}
+
 // Listening tells a caller of Run where the listeners are (the admin one is
 // nil when disabled), once both accept connections.
 type Listening func(public, admin net.Addr)
@@ -69,7 +78,11 @@ type Listening func(public, admin net.Addr)
 // requests in flight and closes the drivers. An error opening anything is
 // returned before any listener accepts a connection.
 func Run(ctx context.Context, cfg *config.Config, listening Listening) (err error) {
-	pool, err := tracker.Open(cfg.Tracker.Name, tracker.Options{Params: cfg.Tracker.Params, Private: cfg.Private})
+	pool, err := tracker.Open(cfg.Tracker.Name, tracker.Options{
+		Params:  cfg.Tracker.Params,
+		Private: cfg.Private,
+		Peering: peering(cfg),
+	})
 	if err != nil {
 		return err
 	}

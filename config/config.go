@@ -85,6 +85,17 @@ type Config struct {
 	// MaxScrapeInfoHashes caps the info_hashes one scrape may ask for.
 	MaxScrapeInfoHashes int `json:"max_scrape_infohashes"`
 
+	// DualStackedPeers makes a client announcing over both IPv4 and IPv6
+	// (BEP 7) one peer with two addresses, counted once.
+	DualStackedPeers bool `json:"dual_stacked_peers"`
+	// RespectAF gives announcers peers of their own address family only.
+	RespectAF bool `json:"respect_af"`
+	// PreferredSubnet puts peers in the announcer's subnet first, to keep
+	// traffic local: subnets of PreferredIPv4Subnet / PreferredIPv6Subnet bits.
+	PreferredSubnet     bool `json:"preferred_subnet"`
+	PreferredIPv4Subnet int  `json:"preferred_ipv4_subnet"`
+	PreferredIPv6Subnet int  `json:"preferred_ipv6_subnet"`
+
 	// AllowIPSpoofing lets the "ip" query parameter set the peer's address.
 	// Off by default: anyone could point a swarm at a third party.
 	AllowIPSpoofing bool `json:"allow_ip_spoofing"`
@@ -112,6 +123,11 @@ type Config struct {
 	// StatsBufferSize is the capacity of the stats event queue; a full queue
 	// drops (and counts) events rather than slow a request down.
 	StatsBufferSize int `json:"stats_buffer_size"`
+
+	// DebugPprof mounts Go's profiler (net/http/pprof) under /debug/pprof/
+	// on the admin listener, never on the public one. Off by default:
+	// profiles expose the process's internals and cost CPU while they run.
+	DebugPprof bool `json:"debug_pprof"`
 }
 
 // Default returns the configuration used for every key a file leaves out.
@@ -124,6 +140,9 @@ func Default() *Config {
 		Announce:              Duration{30 * time.Minute},
 		MinAnnounce:           Duration{15 * time.Minute},
 		PurgeInactiveTorrents: true,
+		DualStackedPeers:      true,
+		PreferredIPv4Subnet:   24,
+		PreferredIPv6Subnet:   64,
 		DefaultNumWant:        50,
 		MaxNumWant:            200,
 		MaxScrapeInfoHashes:   64,
@@ -133,6 +152,7 @@ func Default() *Config {
 		MaxHeaderBytes:        8 << 10,
 		ShutdownTimeout:       Duration{10 * time.Second},
 		StatsBufferSize:       4096,
+		DebugPprof:            false,
 	}
 }
 
@@ -262,6 +282,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: report_secret: want 32 characters (Gazelle's TRACKER_REPORTKEY), got %d", len(c.ReportSecret))
 	case c.Private && c.AdminAddr == "":
 		return errors.New("config: admin_addr: private mode needs it: the site's updates arrive there")
+	case c.PreferredIPv4Subnet < 0 || c.PreferredIPv4Subnet > 32:
+		return fmt.Errorf("config: preferred_ipv4_subnet: want a prefix length from 0 to 32, got %d", c.PreferredIPv4Subnet)
+	case c.PreferredIPv6Subnet < 0 || c.PreferredIPv6Subnet > 128:
+		return fmt.Errorf("config: preferred_ipv6_subnet: want a prefix length from 0 to 128, got %d", c.PreferredIPv6Subnet)
 	case c.MaxHeaderBytes < 1024:
 		return fmt.Errorf("config: http_max_header_bytes: must be at least 1024, got %d", c.MaxHeaderBytes)
 	case c.StatsBufferSize < 1:

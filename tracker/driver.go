@@ -28,6 +28,28 @@ type Options struct {
 	// Private is set for a private tracker. Announces then carry a UserID,
 	// and the store must never hand a peer the peers of its own user.
 	Private bool
+	Peering
+}
+
+// Peering are the rules for which peers an announcer is given.
+type Peering struct {
+	// DualStacked makes a peer_id announced over both IPv4 and IPv6 (BEP 7)
+	// one peer with two addresses: counted once, given to IPv4 announcers by
+	// its IPv4 address and to IPv6 announcers by its IPv6 one.
+	DualStacked bool
+	// RespectAF gives announcers peers of their own address family only.
+	RespectAF bool
+	// PreferIPv4Bits and PreferIPv6Bits, when not 0, put the peers that
+	// share that many leading address bits with the announcer first.
+	PreferIPv4Bits, PreferIPv6Bits int
+}
+
+// PreferredSubnet returns the prefix length to prefer for a family, or 0.
+func (p Peering) PreferredSubnet(v6 bool) int {
+	if v6 {
+		return p.PreferIPv6Bits
+	}
+	return p.PreferIPv4Bits
 }
 
 // Pool hands out connections to one store. It must be safe for concurrent use.

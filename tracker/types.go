@@ -145,3 +145,12 @@ type Purged struct {
 	Peers   [2]int
 	Seeders [2]int
 }
+
+// Add adds q's counts to p.
+func (p *Purged) Add(q Purged) {
+	p.Swarms += q.Swarms
+	for f := range p.Peers {
+		p.Peers[f] += q.Peers[f]
+		p.Seeders[f] += q.Seeders[f]
+	}
+}

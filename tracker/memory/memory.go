@@ -28,16 +28,18 @@ func init() { tracker.Register("memory", driver{}) }
 
 type driver struct{}
 
-// Params are the driver's configuration.
+// Params are the driver's configuration: Shards from "tracker.params", the
+// rest from tracker.Options.
 type Params struct {
-	Shards int `json:"shards"`
-	// Private stores keep each peer's user id (tracker.Options.Private).
+	Shards          int `json:"shards"`
+	tracker.Peering `json:"-"`
+	// Private stores keep each peer's user id.
 	Private bool `json:"-"`
 }
 
 // Open creates an empty store.
 func (driver) Open(opts tracker.Options) (tracker.Pool, error) {
-	p := Params{Shards: 1024, Private: opts.Private}
+	p := Params{Shards: 1024, Peering: opts.Peering, Private: opts.Private}
 	if err := config.DecodeParams("tracker.params", opts.Params, &p); err != nil {
 		return nil, err
 	}
@@ -51,15 +53,15 @@ func (driver) Open(opts tracker.Options) (tracker.Pool, error) {
 // returns the store itself and Close on it does nothing, so a request costs
 // no allocation.
 type Store struct {
-	shards  []shard
-	seed    maphash.Seed
-	epoch   time.Time
-	private bool
+	shards []shard
+	seed   maphash.Seed
+	epoch  time.Time
+	p      Params
 }
 
 // New returns an empty store.
 func New(p Params) *Store {
-	return &Store{shards: make([]shard, p.Shards), seed: maphash.MakeSeed(), epoch: time.Now(), private: p.Private}
+	return &Store{shards: make([]shard, p.Shards), seed: maphash.MakeSeed(), epoch: time.Now(), p: p}
 }
 
 // shard is one lock's worth of swarms. Swarms live in a slab indexed by a
@@ -74,8 +76,16 @@ type shard struct {
 
 type swarm struct {
 	v4         peerList
-	v6         *peerList // most swarms have no IPv6 peer
+	v6         *v6Peers // most swarms have no IPv6 peer
 	downloaded uint32
+}
+
+// v6Peers are a swarm's IPv6 peers, with the count of twins (records with
+// flagTwin) among its leechers [0] and seeders [1]: dual-stacked peers
+// already counted by their IPv4 record.
+type v6Peers struct {
+	peerList
+	twins [2]int32
 }
 
 func (s *Store) shard(h *tracker.InfoHash) *shard {
@@ -85,30 +95,79 @@ func (s *Store) shard(h *tracker.InfoHash) *shard {
 // now is the store's clock: whole seconds since the epoch.
 func (s *Store) now(t time.Time) uint32 { return uint32(t.Sub(s.epoch) / time.Second) }
 
-// list returns the swarm's list for the address's family, creating it if
+// list returns the swarm's list for the family, creating the IPv6 one if
 // create is set; it returns nil for a missing list otherwise.
 func (w *swarm) list(v6, create, private bool) *peerList {
 	if !v6 {
 		return &w.v4
 	}
-	if w.v6 == nil && create {
-		l := newPeerList(true, private)
-		w.v6 = &l
+	if w.v6 == nil {
+		if !create {
+			return nil
+		}
+		w.v6 = &v6Peers{peerList: newPeerList(true, private)}
 	}
-	return w.v6
+	return &w.v6.peerList
 }
 
 func (w *swarm) counts() tracker.Counts {
 	c := tracker.Counts{Complete: int(w.v4.seeders), Incomplete: w.v4.leechers(), Downloaded: int(w.downloaded)}
 	if w.v6 != nil {
-		c.Complete += int(w.v6.seeders)
-		c.Incomplete += w.v6.leechers()
+		c.Complete += int(w.v6.seeders - w.v6.twins[1])
+		c.Incomplete += w.v6.leechers() - int(w.v6.twins[0])
 	}
 	return c
 }
 
 func (w *swarm) empty() bool {
 	return w.v4.len() == 0 && (w.v6 == nil || w.v6.len() == 0)
+}
+
+// seederIndex is 1 for a seeder's position in l, 0 for a leecher's.
+func seederIndex(l *peerList, i int) int {
+	if i < int(l.seeders) {
+		return 1
+	}
+	return 0
+}
+
+// twin marks or unmarks IPv6 record i as the twin of an IPv4 record,
+// keeping the twin counts.
+func (v *v6Peers) twin(i int, on bool) {
+	if v.setFlag(i, flagTwin, on) != on {
+		if on {
+			v.twins[seederIndex(&v.peerList, i)]++
+		} else {
+			v.twins[seederIndex(&v.peerList, i)]--
+		}
+	}
+}
+
+// remove6 removes IPv6 record i, keeping the twin counts.
+func (v *v6Peers) remove6(i int, seed maphash.Seed) {
+	v.twin(i, false)
+	v.remove(i, seed)
+}
+
+// setSeeder6 moves IPv6 record i between seeders and leechers, keeping the
+// twin counts, and returns its new position.
+func (v *v6Peers) setSeeder6(i int, seeder bool, seed maphash.Seed) int {
+	twin := v.flag(i, flagTwin)
+	v.twin(i, false)
+	i = v.setSeeder(i, seeder, seed)
+	v.twin(i, twin)
+	return i
+}
+
+// ipv4Changed keeps the twin flag of a dual-stacked peer's IPv6 record in
+// step with its IPv4 record, which was just added (present) or removed.
+func (s *Store) ipv4Changed(w *swarm, id *tracker.PeerID, present bool) {
+	if !s.p.DualStacked || w.v6 == nil {
+		return
+	}
+	if j := w.v6.find(id, s.seed); j >= 0 {
+		w.v6.twin(j, present)
+	}
 }
 
 // Get returns the store itself.
@@ -131,11 +190,11 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 			resp.Counts = tracker.Counts{}
 			return nil
 		}
-		slot = sh.add(a.InfoHash, s.private)
+		slot = sh.add(a.InfoHash, s.p.Private)
 		resp.Change |= tracker.SwarmAdded
 	}
 	w := &sh.swarms[slot]
-	l := w.list(v6, a.Event != tracker.Stopped, s.private)
+	l := w.list(v6, a.Event != tracker.Stopped, s.p.Private)
 	i := -1
 	if l != nil {
 		i = l.find(&a.PeerID, s.seed)
@@ -146,7 +205,12 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 
 	if a.Event == tracker.Stopped {
 		if i >= 0 {
-			l.remove(i, s.seed)
+			if v6 {
+				w.v6.remove6(i, s.seed)
+			} else {
+				l.remove(i, s.seed)
+				s.ipv4Changed(w, &a.PeerID, false)
+			}
 			resp.Change |= tracker.PeerRemoved
 		}
 		resp.Counts = w.counts()
@@ -154,39 +218,80 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 	}
 
 	seeder := a.Left == 0
-	if i < 0 {
+	switch {
+	case i < 0:
 		i = l.add(a, now, s.seed)
 		resp.Change |= tracker.PeerAdded
-	} else {
+		if v6 {
+			if s.p.DualStacked && w.v4.find(&a.PeerID, s.seed) >= 0 {
+				w.v6.twin(i, true)
+			}
+		} else {
+			s.ipv4Changed(w, &a.PeerID, true)
+		}
+	case v6:
+		l.set(i, a, now)
+		i = w.v6.setSeeder6(i, seeder, s.seed)
+	default:
 		l.set(i, a, now)
 		i = l.setSeeder(i, seeder, s.seed)
 	}
 	if seeder {
 		resp.Change |= tracker.SeederAfter
 	}
-	if a.Event == tracker.Completed && !l.markSnatched(i) {
+	if a.Event == tracker.Completed && !l.setFlag(i, flagSnatched, true) {
 		w.downloaded++
 		resp.Change |= tracker.Snatched
 	}
 	resp.Counts = w.counts()
 
 	if want > 0 {
+		p := picker{self: i, uid: a.UserID, seeder: seeder, want: want}
+		if bits := s.p.PreferredSubnet(v6); bits > 0 {
+			p.subnet, p.bits = l.addr(i), bits
+		}
 		// The announcer's own family first: those are the peers it can reach.
-		resp.Peers = pick(resp.Peers, l, i, a.UserID, seeder, want)
-		if other := w.list(!v6, false, s.private); other != nil && len(resp.Peers) < want {
-			resp.Peers = pick(resp.Peers, other, -1, a.UserID, seeder, want)
+		resp.Peers = p.pick(resp.Peers, l)
+		if other := w.list(!v6, false, false); other != nil && len(resp.Peers) < want && !s.p.RespectAF {
+			p.self, p.subnet = -1, nil
+			if s.p.DualStacked {
+				// A dual-stacked peer was handed out by its own-family
+				// address already, if at all.
+				if v6 {
+					p.twinsIn, p.seed = l, s.seed
+				} else {
+					p.skipTwins = true
+				}
+			}
+			resp.Peers = p.pick(resp.Peers, other)
 		}
 	}
 	return nil
 }
 
-// pick appends peers of l to dst until dst holds want, skipping record self
-// and, in a private store, every peer of user uid: leechers only for a
-// seeder. It starts at a random record and walks on, so that every peer is
-// handed out about as often.
-func pick(dst []tracker.Peer, l *peerList, self int, uid uint32, seeder bool, want int) []tracker.Peer {
+// picker chooses the peers an announcer gets from one list.
+type picker struct {
+	self   int    // the announcer's own record, or -1
+	uid    uint32 // the announcer's user: its other peers are skipped (private stores)
+	seeder bool   // a seeder gets leechers only
+	want   int
+
+	// Preferred subnet: peers whose address shares the first bits bits with
+	// subnet come first.
+	subnet []byte
+	bits   int
+
+	skipTwins bool      // skip records with flagTwin
+	twinsIn   *peerList // skip records whose peer_id is in this list
+	seed      maphash.Seed
+}
+
+// pick appends peers of l to dst until dst holds p.want. It starts at a
+// random record and walks on, so that every peer is handed out about as
+// often; with a preferred subnet it walks twice, the subnet's peers first.
+func (p *picker) pick(dst []tracker.Peer, l *peerList) []tracker.Peer {
 	lo, n := 0, l.len()
-	if seeder {
+	if p.seeder {
 		lo = int(l.seeders)
 	}
 	span := n - lo
@@ -194,13 +299,37 @@ func pick(dst []tracker.Peer, l *peerList, self int, uid uint32, seeder bool, wa
 		return dst
 	}
 	start := rand.IntN(span)
-	for k := 0; k < span && len(dst) < want; k++ {
-		j := lo + (start+k)%span
-		if j != self && (uid == 0 || l.uid(j) != uid) {
+	for pass := 0; pass < 2 && len(dst) < p.want; pass++ {
+		for k := 0; k < span && len(dst) < p.want; k++ {
+			j := lo + (start+k)%span
+			if p.subnet != nil && sameSubnet(l.addr(j), p.subnet, p.bits) != (pass == 0) {
+				continue
+			}
+			if j == p.self || (p.uid != 0 && l.uid(j) == p.uid) ||
+				(p.skipTwins && l.flag(j, flagTwin)) ||
+				(p.twinsIn != nil && p.twinsIn.find((*tracker.PeerID)(l.id(j)), p.seed) >= 0) {
+				continue
+			}
 			dst = append(dst, l.peer(j))
+		}
+		if p.subnet == nil {
+			break
 		}
 	}
 	return dst
+}
+
+// sameSubnet reports whether addresses a and b share their first bits bits.
+func sameSubnet(a, b []byte, bits int) bool {
+	full := bits / 8
+	if string(a[:full]) != string(b[:full]) {
+		return false
+	}
+	if rest := bits % 8; rest != 0 {
+		mask := byte(0xff << (8 - rest))
+		return a[full]&mask == b[full]&mask
+	}
+	return true
 }
 
 // add puts a new, empty swarm in the shard and returns its slot.
@@ -251,24 +380,12 @@ func (s *Store) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (t
 		sh.mu.Lock()
 		for h, slot := range sh.index {
 			w := &sh.swarms[slot]
-			for f, l := range []*peerList{&w.v4, w.v6} {
-				if l == nil {
-					continue
+			p.Add(s.purgeList(w, &w.v4, 0, cutoff))
+			if w.v6 != nil {
+				p.Add(s.purgeList(w, &w.v6.peerList, 1, cutoff))
+				if w.v6.len() == 0 {
+					w.v6 = nil
 				}
-				// Backwards, so that what remove moves into place was checked.
-				for i := l.len() - 1; i >= 0; i-- {
-					if l.seen(i) < cutoff {
-						p.Peers[f]++
-						if i < int(l.seeders) {
-							p.Seeders[f]++
-						}
-						l.remove(i, s.seed)
-					}
-				}
-				l.shrink()
-			}
-			if w.v6 != nil && w.v6.len() == 0 {
-				w.v6 = nil
 			}
 			if purgeEmpty && w.empty() {
 				delete(sh.index, h)
@@ -280,6 +397,29 @@ func (s *Store) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (t
 		sh.mu.Unlock()
 	}
 	return p, nil
+}
+
+// purgeList removes the records of l (family f) last seen before cutoff.
+func (s *Store) purgeList(w *swarm, l *peerList, f int, cutoff uint32) (p tracker.Purged) {
+	// Backwards, so that what remove moves into place was checked.
+	for i := l.len() - 1; i >= 0; i-- {
+		if l.seen(i) >= cutoff {
+			continue
+		}
+		p.Peers[f]++
+		if i < int(l.seeders) {
+			p.Seeders[f]++
+		}
+		if f == 1 {
+			w.v6.remove6(i, s.seed)
+		} else {
+			id := tracker.PeerID(l.id(i))
+			l.remove(i, s.seed)
+			s.ipv4Changed(w, &id, false)
+		}
+	}
+	l.shrink()
+	return p
 }
 
 // Len returns the number of swarms and peers in the store.

@@ -13,7 +13,7 @@ func TestConformance(t *testing.T) {
 	for _, shards := range []int{1, 64} {
 		t.Run(map[int]string{1: "OneShard", 64: "Sharded"}[shards], func(t *testing.T) {
 			trackertest.Run(t, func(_ *testing.T, o tracker.Options) tracker.Pool {
-				return New(Params{Shards: shards, Private: o.Private})
+				return New(Params{Shards: shards, Private: o.Private, Peering: o.Peering})
 			})
 		})
 	}

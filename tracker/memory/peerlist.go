@@ -16,7 +16,7 @@ import (
 //	[20+A:22+A)   port, big-endian: address and port together are the
 //	              compact (BEP 23 / BEP 7) form of the peer
 //	[22+A:26+A)   last announce, seconds since the store's epoch, little-endian;
-//	              the top bit is flagSnatched
+//	              the top two bits are flagSnatched and flagTwin
 //	[26+A:30+A)   user id, little-endian: private stores only
 //
 // So a public IPv4 peer costs 30 bytes, and every byte of the record is
@@ -24,7 +24,11 @@ import (
 const (
 	offAddr      = 20
 	flagSnatched = 1 << 31 // the peer's completed event has been counted
-	maxStride    = 26 + 16 + 4
+	// flagTwin marks the IPv6 record of a dual-stacked peer whose IPv4
+	// record is in the swarm too: the peer is counted once, by that record.
+	flagTwin  = 1 << 30
+	flagsMask = flagSnatched | flagTwin
+	maxStride = 26 + 16 + 4
 )
 
 // indexFrom is the list length from which a list keeps a hash index of its
@@ -58,25 +62,33 @@ func newPeerList(v6, private bool) peerList {
 	return l
 }
 
-func (l *peerList) len() int             { return len(l.recs) / int(l.stride) }
-func (l *peerList) leechers() int        { return l.len() - int(l.seeders) }
-func (l *peerList) rec(i int) []byte     { s := int(l.stride); return l.recs[i*s : i*s+s : i*s+s] }
-func (l *peerList) id(i int) []byte      { return l.rec(i)[:offAddr] }
-func (l *peerList) offSeen() int         { return offAddr + int(l.addrLen) + 2 }
-func (l *peerList) compact(i int) []byte { return l.rec(i)[offAddr : offAddr+int(l.addrLen)+2] }
+func (l *peerList) len() int          { return len(l.recs) / int(l.stride) }
+func (l *peerList) leechers() int     { return l.len() - int(l.seeders) }
+func (l *peerList) rec(i int) []byte  { s := int(l.stride); return l.recs[i*s : i*s+s : i*s+s] }
+func (l *peerList) id(i int) []byte   { return l.rec(i)[:offAddr] }
+func (l *peerList) offSeen() int      { return offAddr + int(l.addrLen) + 2 }
+func (l *peerList) addr(i int) []byte { return l.rec(i)[offAddr : offAddr+int(l.addrLen)] }
 
-// seen returns record i's last announce time and flags word.
+// seen returns record i's last announce time.
 func (l *peerList) seen(i int) uint32 {
-	return binary.LittleEndian.Uint32(l.rec(i)[l.offSeen():]) &^ flagSnatched
+	return binary.LittleEndian.Uint32(l.rec(i)[l.offSeen():]) &^ flagsMask
 }
 
-// markSnatched sets record i's snatched flag and reports whether it was
-// already set.
-func (l *peerList) markSnatched(i int) (already bool) {
+// flag reports whether record i has flag f.
+func (l *peerList) flag(i int, f uint32) bool {
+	return binary.LittleEndian.Uint32(l.rec(i)[l.offSeen():])&f != 0
+}
+
+// setFlag sets or clears flag f of record i and reports whether it was set.
+func (l *peerList) setFlag(i int, f uint32, on bool) (was bool) {
 	b := l.rec(i)[l.offSeen():]
 	w := binary.LittleEndian.Uint32(b)
-	binary.LittleEndian.PutUint32(b, w|flagSnatched)
-	return w&flagSnatched != 0
+	if on {
+		binary.LittleEndian.PutUint32(b, w|f)
+	} else {
+		binary.LittleEndian.PutUint32(b, w&^f)
+	}
+	return w&f != 0
 }
 
 // uid returns record i's user id (0 in a public store).
@@ -113,8 +125,8 @@ func (l *peerList) set(i int, a *tracker.Announce, now uint32) {
 	}
 	binary.BigEndian.PutUint16(r[offAddr+int(l.addrLen):], a.Port)
 	seen := r[l.offSeen():]
-	flags := binary.LittleEndian.Uint32(seen) & flagSnatched
-	binary.LittleEndian.PutUint32(seen, now&^flagSnatched|flags)
+	flags := binary.LittleEndian.Uint32(seen) & flagsMask
+	binary.LittleEndian.PutUint32(seen, now&^flagsMask|flags)
 	if l.hasUID {
 		binary.LittleEndian.PutUint32(seen[4:], a.UserID)
 	}

@@ -19,28 +19,33 @@ import (
 func Run(t *testing.T, open func(t *testing.T, opts tracker.Options) tracker.Pool) {
 	t.Helper()
 	for _, tc := range []struct {
-		name    string
-		fn      func(t *testing.T, c tracker.Conn)
-		private bool
+		name string
+		fn   func(t *testing.T, c tracker.Conn)
+		opts tracker.Options
 	}{
-		{"CountsSeedersAndLeechers", testCounts, false},
-		{"StoppedRemovesPeer", testStopped, false},
-		{"StoppedFromUnknownPeerChangesNothing", testStoppedUnknown, false},
-		{"CompletedCountsOnce", testCompletedOnce, false},
-		{"SeederGetsOnlyLeechers", testSeederGetsLeechers, false},
-		{"NeverReturnsTheAnnouncer", testNoSelf, false},
-		{"NumWantLimitsPeers", testNumWant, false},
-		{"FamiliesKeepTheirAddresses", testFamilies, false},
-		{"ReannounceUpdatesAddressAndRole", testReannounce, false},
-		{"ScrapeUnknownIsZero", testScrapeUnknown, false},
-		{"PurgeExpiresSilentPeers", testPurge, false},
-		{"PurgeKeepsEmptySwarmsWhenAsked", testPurgeKeep, false},
-		{"LargeSwarmStaysConsistent", testLargeSwarm, false},
-		{"PrivateNeverGivesAUserItsOwnPeers", testOwnUser, true},
-		{"PrivateLargeSwarm", testLargeSwarm, true},
+		{"CountsSeedersAndLeechers", testCounts, tracker.Options{}},
+		{"StoppedRemovesPeer", testStopped, tracker.Options{}},
+		{"StoppedFromUnknownPeerChangesNothing", testStoppedUnknown, tracker.Options{}},
+		{"CompletedCountsOnce", testCompletedOnce, tracker.Options{}},
+		{"SeederGetsOnlyLeechers", testSeederGetsLeechers, tracker.Options{}},
+		{"NeverReturnsTheAnnouncer", testNoSelf, tracker.Options{}},
+		{"NumWantLimitsPeers", testNumWant, tracker.Options{}},
+		{"FamiliesKeepTheirAddresses", testFamilies, tracker.Options{}},
+		{"ReannounceUpdatesAddressAndRole", testReannounce, tracker.Options{}},
+		{"ScrapeUnknownIsZero", testScrapeUnknown, tracker.Options{}},
+		{"PurgeExpiresSilentPeers", testPurge, tracker.Options{}},
+		{"PurgeKeepsEmptySwarmsWhenAsked", testPurgeKeep, tracker.Options{}},
+		{"LargeSwarmStaysConsistent", testLargeSwarm, tracker.Options{}},
+		{"PrivateNeverGivesAUserItsOwnPeers", testOwnUser, tracker.Options{Private: true}},
+		{"PrivateLargeSwarm", testLargeSwarm, tracker.Options{Private: true}},
+		{"DualStackedPeerIsOnePeer", testDualStacked, dualStacked},
+		{"DualStackedLargeSwarm", testLargeSwarm, dualStacked},
+		{"DualStackedExpiry", testDualStackedExpiry, dualStacked},
+		{"RespectAF", testRespectAF, tracker.Options{Peering: tracker.Peering{RespectAF: true}}},
+		{"PreferredSubnetFirst", testPreferredSubnet, tracker.Options{Peering: tracker.Peering{PreferIPv4Bits: 24, PreferIPv6Bits: 64}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pool := open(t, tracker.Options{Private: tc.private})
+			pool := open(t, tc.opts)
 			defer pool.Close()
 			c, err := pool.Get()
 			if err != nil {
@@ -409,6 +414,125 @@ func testLargeSwarm(t *testing.T, c tracker.Conn) {
 		fmt.Sscanf(string(p.ID[8:]), "%d", &n)
 		if _, ok := model[n]; !ok {
 			t.Errorf("peer %d was handed out but had stopped", n)
+		}
+	}
+}
+
+var dualStacked = tracker.Options{Peering: tracker.Peering{DualStacked: true}}
+
+// ids returns the peer numbers of peers, in order.
+func ids(peers []tracker.Peer) []int {
+	var out []int
+	for _, p := range peers {
+		var n int
+		fmt.Sscanf(string(p.ID[8:]), "%d", &n)
+		out = append(out, n)
+	}
+	return out
+}
+
+func testDualStacked(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	// Peer 1 announces over both families (BEP 7), in either order.
+	announce(t, c, Seeder(h, 1, "10.0.0.1"), 50)
+	r := announce(t, c, Seeder(h, 1, "2001:db8::1"), 50)
+	wantCounts(t, "one dual-stacked seeder", r.Counts, tracker.Counts{Complete: 1})
+	announce(t, c, Leecher(h, 2, "2001:db8::2"), 50)
+	r = announce(t, c, Leecher(h, 2, "10.0.0.2"), 50)
+	wantCounts(t, "and a dual-stacked leecher", r.Counts, tracker.Counts{Complete: 1, Incomplete: 1})
+	announce(t, c, Leecher(h, 3, "10.0.0.3"), 50)    // IPv4 only
+	announce(t, c, Leecher(h, 4, "2001:db8::4"), 50) // IPv6 only
+
+	// An IPv4 announcer gets peer 1 once, by its IPv4 address.
+	r = announce(t, c, Leecher(h, 3, "10.0.0.3"), 50)
+	got := map[string]bool{}
+	for _, p := range r.Peers {
+		got[p.Addr.String()] = true
+	}
+	if len(r.Peers) != 3 || !got["10.0.0.1:1001"] || !got["10.0.0.2:1002"] || !got["[2001:db8::4]:1004"] {
+		t.Errorf("IPv4 announcer got %v, want peers 1 and 2 by IPv4 and 4 by IPv6", r.Peers)
+	}
+	// An IPv6 announcer gets peer 1 once, by its IPv6 address.
+	r = announce(t, c, Leecher(h, 4, "2001:db8::4"), 50)
+	got = map[string]bool{}
+	for _, p := range r.Peers {
+		got[p.Addr.String()] = true
+	}
+	if len(r.Peers) != 3 || !got["[2001:db8::1]:1001"] || !got["[2001:db8::2]:1002"] || !got["10.0.0.3:1003"] {
+		t.Errorf("IPv6 announcer got %v, want peers 1 and 2 by IPv6 and 3 by IPv4", r.Peers)
+	}
+	// The dual-stacked leecher never gets itself, by either address.
+	r = announce(t, c, Leecher(h, 2, "2001:db8::2"), 50)
+	for _, n := range ids(r.Peers) {
+		if n == 2 {
+			t.Errorf("dual-stacked peer 2 was given itself: %v", r.Peers)
+		}
+	}
+	// Completing over one family, then leaving over one: counted once.
+	done := Seeder(h, 2, "10.0.0.2")
+	done.Event = tracker.Completed
+	r = announce(t, c, done, 0)
+	wantCounts(t, "after completed over IPv4", r.Counts, tracker.Counts{Complete: 2, Incomplete: 2, Downloaded: 1})
+	announce(t, c, Seeder(h, 2, "2001:db8::2"), 0)
+	stop := Seeder(h, 1, "10.0.0.1")
+	stop.Event = tracker.Stopped
+	r = announce(t, c, stop, 0)
+	wantCounts(t, "peer 1 stopped over IPv4 only: still there over IPv6", r.Counts, tracker.Counts{Complete: 2, Incomplete: 2, Downloaded: 1})
+	stop.Addr = netip.MustParseAddr("2001:db8::1")
+	r = announce(t, c, stop, 0)
+	wantCounts(t, "peer 1 stopped over both", r.Counts, tracker.Counts{Complete: 1, Incomplete: 2, Downloaded: 1})
+}
+
+func testDualStackedExpiry(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	announce(t, c, Seeder(h, 1, "10.0.0.1"), 50)
+	announce(t, c, Seeder(h, 1, "2001:db8::1"), 50)
+	p, err := c.Purge(ctx, time.Now().Add(2*time.Second), true)
+	if err != nil || p.Peers != [2]int{1, 1} || p.Swarms != 1 {
+		t.Errorf("Purge = %+v, %v; want both records of the peer and the swarm", p, err)
+	}
+	wantCounts(t, "after expiry", scrape(t, c, h), tracker.Counts{})
+}
+
+func testRespectAF(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	announce(t, c, Seeder(h, 1, "10.0.0.1"), 50)
+	announce(t, c, Seeder(h, 2, "2001:db8::2"), 50)
+	if r := announce(t, c, Leecher(h, 3, "10.0.0.3"), 50); len(r.Peers) != 1 || !r.Peers[0].Addr.Addr().Is4() {
+		t.Errorf("IPv4 announcer got %v, want only the IPv4 peer", r.Peers)
+	}
+	if r := announce(t, c, Leecher(h, 4, "2001:db8::4"), 50); len(r.Peers) != 1 || !r.Peers[0].Addr.Addr().Is6() {
+		t.Errorf("IPv6 announcer got %v, want only the IPv6 peer", r.Peers)
+	}
+}
+
+func testPreferredSubnet(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	// Peers 1-20 elsewhere, 21-23 in the announcer's /24; the same in IPv6.
+	for n := 1; n <= 20; n++ {
+		announce(t, c, Seeder(h, n, fmt.Sprintf("10.9.%d.1", n)), 0)
+		announce(t, c, Seeder(h, 100+n, fmt.Sprintf("2001:db8:%x::1", n)), 0)
+	}
+	for n := 21; n <= 23; n++ {
+		announce(t, c, Seeder(h, n, fmt.Sprintf("10.1.2.%d", n)), 0)
+		announce(t, c, Seeder(h, 100+n, fmt.Sprintf("2001:db8:0:0:%x::1", n)), 0)
+	}
+	for range 10 { // the start is random: try several
+		r := announce(t, c, Leecher(h, 50, "10.1.2.50"), 3)
+		for _, n := range ids(r.Peers) {
+			if n < 21 || n > 23 {
+				t.Fatalf("IPv4 announcer in 10.1.2.0/24 got %v, want peers 21-23 first", ids(r.Peers))
+			}
+		}
+		r = announce(t, c, Leecher(h, 150, "2001:db8::50"), 3)
+		for _, n := range ids(r.Peers) {
+			if n < 121 || n > 123 {
+				t.Fatalf("IPv6 announcer in 2001:db8::/64 got %v, want peers 121-123 first", ids(r.Peers))
+			}
+		}
+		// Asking for more gives the rest too.
+		if r := announce(t, c, Leecher(h, 50, "10.1.2.50"), 10); len(r.Peers) != 10 {
+			t.Fatalf("numwant 10 gave %d peers", len(r.Peers))
 		}
 	}
 }
