@@ -26,6 +26,9 @@ import (
 
 // Server serves the public announce and scrape routes.
 type Server struct {
+	// cfg is the configuration the server was made with, for the keys that
+	// need a restart. Reloadable keys are read from tracker.Config(), once
+	// per request.
 	cfg     *config.Config
 	tracker *tracker.Tracker
 	stats   *stats.Stats
@@ -119,7 +122,8 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request, ps httprouter.
 	x := exchanges.Get().(*exchange)
 	defer exchanges.Put(x)
 
-	err := parseAnnounce(r.URL.RawQuery, &x.ann, &x.opt, s.cfg.AllowIPSpoofing)
+	cfg := s.tracker.Config()
+	err := parseAnnounce(r.URL.RawQuery, &x.ann, &x.opt, cfg.AllowIPSpoofing)
 	if err == nil {
 		x.ann.Passkey, err = passkey(ps)
 	}
@@ -127,7 +131,7 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request, ps httprouter.
 		x.ann.UserAgent = r.Header.Get("User-Agent")
 		x.ann.Addr = x.opt.ip
 		if !x.ann.Addr.IsValid() {
-			x.ann.Addr = remoteAddr(r)
+			x.ann.Addr = realIP(r, cfg)
 		}
 		err = s.tracker.Announce(r.Context(), &x.ann, &x.resp)
 	}
@@ -142,15 +146,16 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 	x := exchanges.Get().(*exchange)
 	defer exchanges.Put(x)
 
+	cfg := s.tracker.Config()
 	pk, err := passkey(ps)
 	if err == nil {
-		x.hashes, err = parseScrape(r.URL.RawQuery, x.hashes[:0], s.cfg.MaxScrapeInfoHashes)
+		x.hashes, err = parseScrape(r.URL.RawQuery, x.hashes[:0], cfg.MaxScrapeInfoHashes)
 	}
 	if err == nil {
 		x.files, err = s.tracker.Scrape(r.Context(), pk, x.hashes, x.files[:0])
 	}
 	if err == nil {
-		x.buf = appendScrape(x.buf[:0], x.files, s.cfg.MinAnnounce.Duration)
+		x.buf = appendScrape(x.buf[:0], x.files, cfg.MinAnnounce.Duration)
 	}
 	s.reply(w, r, x, stats.Scrape, err, start)
 }
