@@ -31,15 +31,3 @@ func TestSteadyStateAnnounceAllocatesNothing(t *testing.T) {
 		t.Errorf("answer %q too short for 50 peers", w.last)
 	}
 }
-
-type discardWriter struct {
-	h    http.Header
-	last []byte
-}
-
-func (w *discardWriter) Header() http.Header { return w.h }
-func (w *discardWriter) WriteHeader(int)     {}
-func (w *discardWriter) Write(b []byte) (int, error) {
-	w.last = append(w.last[:0], b...)
-	return len(b), nil
-}

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
@@ -289,4 +290,18 @@ func TestScrape(t *testing.T) {
 	if !strings.Contains(m["failure reason"].(string), "too many") {
 		t.Errorf("four hashes over a cap of three: %v", m)
 	}
+}
+
+// discardWriter is a ResponseWriter that keeps only the last body, and
+// allocates nothing.
+type discardWriter struct {
+	h    http.Header
+	last []byte
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) WriteHeader(int)     {}
+func (w *discardWriter) Write(b []byte) (int, error) {
+	w.last = append(w.last[:0], b...)
+	return len(b), nil
 }

@@ -22,7 +22,7 @@ func loadBench(tb testing.TB, s *Store, peers, torrents int) {
 		_, u := math.Modf(float64(i) * phi)
 		k := int(u*u*float64(torrents)) + 1
 		a := tracker.Announce{Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: uint16(1024 + i%60000), Left: 1000}
-		copy(a.InfoHash[:], fmt.Sprintf("bench-torrent-%06d", k))
+		a.InfoHash = benchHash(k)
 		copy(a.PeerID[:], fmt.Sprintf("-BM0001-%012d", i))
 		if i%10 < 3 {
 			a.Left = 0
@@ -32,6 +32,13 @@ func loadBench(tb testing.TB, s *Store, peers, torrents int) {
 			tb.Fatal(err)
 		}
 	}
+}
+
+// benchHash is the k-th info_hash of loadBench.
+func benchHash(k int) tracker.InfoHash {
+	var h tracker.InfoHash
+	copy(h[:], fmt.Sprintf("bench-torrent-%06d", k))
+	return h
 }
 
 func liveHeap() uint64 {
