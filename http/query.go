@@ -32,7 +32,7 @@ func each(raw string, fn func(key, value string) error) error {
 		}
 		k, v, _ := strings.Cut(pair, "=")
 		key := k
-		if strings.ContainsAny(k, "%+") {
+		if escapedKey(k) {
 			b, err := unescape(kbuf[:0], k, len(kbuf))
 			if err != nil {
 				return tracker.ClientError("malformed query: bad escape in a parameter name")
@@ -44,6 +44,17 @@ func each(raw string, fn func(key, value string) error) error {
 		}
 	}
 	return nil
+}
+
+// escapedKey reports whether a parameter name needs decoding. Names are
+// short and almost never escaped: a plain loop beats strings.ContainsAny.
+func escapedKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if k[i] == '%' || k[i] == '+' {
+			return true
+		}
+	}
+	return false
 }
 
 // unescape appends the form-decoded s to dst ("+" is a space, "%HH" a byte
