@@ -23,6 +23,7 @@ import (
 	nethttp "net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/chihaya/chihaya/backend"
@@ -49,6 +50,9 @@ func Boot() {
 		cfg, err := config.Load(*configPath)
 		if err != nil {
 			return err
+		}
+		if os.Getenv("GOGC") == "" {
+			debug.SetGCPercent(cfg.GCPercent)
 		}
 		return Run(ctx, cfg, nil)
 	}()

@@ -120,6 +120,13 @@ type Config struct {
 	// in flight.
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
 
+	// GCPercent is the garbage collector's target (GOGC), applied at start
+	// unless the GOGC environment variable is set. Nearly all of a
+	// tracker's memory is peer records without pointers, which the collector
+	// never scans, so collecting often costs little CPU and saves most of
+	// the headroom Go's default of 100 would keep.
+	GCPercent int `json:"gc_percent"`
+
 	// StatsBufferSize is the capacity of the stats event queue; a full queue
 	// drops (and counts) events rather than slow a request down.
 	StatsBufferSize int `json:"stats_buffer_size"`
@@ -152,6 +159,7 @@ func Default() *Config {
 		MaxHeaderBytes:        8 << 10,
 		ShutdownTimeout:       Duration{10 * time.Second},
 		StatsBufferSize:       4096,
+		GCPercent:             25,
 		DebugPprof:            false,
 	}
 }
@@ -288,6 +296,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: preferred_ipv6_subnet: want a prefix length from 0 to 128, got %d", c.PreferredIPv6Subnet)
 	case c.MaxHeaderBytes < 1024:
 		return fmt.Errorf("config: http_max_header_bytes: must be at least 1024, got %d", c.MaxHeaderBytes)
+	case c.GCPercent < 5:
+		return fmt.Errorf("config: gc_percent: want at least 5 (GOGC), got %d", c.GCPercent)
 	case c.StatsBufferSize < 1:
 		return fmt.Errorf("config: stats_buffer_size: must be at least 1, got %d", c.StatsBufferSize)
 	}

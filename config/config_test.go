@@ -48,6 +48,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{`{"http_read_timeout": "0s"}`, `http_read_timeout: must be positive`},
 		{`{"stats_buffer_size": 0}`, `stats_buffer_size: must be at least 1`},
 		{`{"addr": ""}`, `addr: must not be empty`},
+		{`{"gc_percent": 0}`, `gc_percent: want at least 5`},
 		{`{"preferred_ipv4_subnet": 33}`, `preferred_ipv4_subnet: want a prefix length from 0 to 32`},
 		{`{"preferred_ipv6_subnet": -1}`, `preferred_ipv6_subnet: want a prefix length from 0 to 128`},
 		{`{"private_tracker": true}`, `tracker_secret: private mode needs`},
