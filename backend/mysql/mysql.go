@@ -48,7 +48,16 @@ import (
 	"github.com/golang/glog"
 )
 
-func init() { backend.Register("mysql", driver{}) }
+func init() {
+	backend.Register("mysql", opener{})
+	// The driver's own complaints (mostly dropped connections) go to the
+	// daemon's log, not to stderr unformatted.
+	mysql.SetLogger(glogLogger{})
+}
+
+type glogLogger struct{}
+
+func (glogLogger) Print(v ...any) { glog.WarningDepth(1, append([]any{"mysql driver: "}, v...)...) }
 
 // Schema flavours: where a Gazelle keeps its counters.
 const (
@@ -149,10 +158,10 @@ func ParseParams(raw json.RawMessage) (Params, error) {
 	return p, nil
 }
 
-type driver struct{}
+type opener struct{}
 
 // Open connects, loads the site and starts the flusher.
-func (driver) Open(params json.RawMessage) (backend.Conn, error) {
+func (opener) Open(params json.RawMessage) (backend.Conn, error) {
 	p, err := ParseParams(params)
 	if err != nil {
 		return nil, err
