@@ -33,6 +33,7 @@ type Server struct {
 	tracker *tracker.Tracker
 	stats   *stats.Stats
 	srv     *http.Server
+	drain   drain // Shutdown answers every request that began to arrive
 }
 
 // NewServer returns a server for tkr; Serve starts it.
@@ -47,7 +48,8 @@ func NewServer(cfg *config.Config, tkr *tracker.Tracker, st *stats.Stats) *Serve
 		WriteTimeout:      cfg.WriteTimeout.Duration,
 		IdleTimeout:       cfg.IdleTimeout.Duration,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ConnState: func(_ net.Conn, state http.ConnState) {
+		ConnState: func(c net.Conn, state http.ConnState) {
+			s.drain.track(c, state)
 			switch state {
 			case http.StateNew:
 				st.RecordConn(true)
@@ -91,15 +93,16 @@ var errMalformedAnnounce = tracker.ClientError("Malformed announce")
 // Serve answers requests on l until Shutdown. It returns nil after a
 // graceful shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	if err := s.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	if err := s.srv.Serve(s.drain.listen(l)); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
 }
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
-// requests in flight.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+// requests in flight, including those still arriving (see drain). Idle
+// keep-alive connections are closed.
+func (s *Server) Shutdown(ctx context.Context) error { return s.drain.shutdown(ctx, s.srv) }
 
 // exchange is the per-request scratch space, pooled so that a steady-state
 // announce allocates nothing.
