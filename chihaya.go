@@ -1,6 +1,10 @@
 // Package chihaya is the tracker daemon as a library call: Boot parses the
 // command line, loads the configuration, opens the drivers it names, serves
-// until SIGINT or SIGTERM and shuts down gracefully.
+// until SIGINT or SIGTERM and shuts down gracefully. SIGHUP reloads the
+// configuration file's reloadable keys (see config.Reloadable).
+//
+// Under systemd it reports readiness, reloads and shutdown (Type=notify)
+// and serves on the sockets a socket unit passes (see internal/systemd).
 //
 // A binary with other drivers blank-imports them and calls Boot:
 //
@@ -24,12 +28,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/chihaya/chihaya/backend"
 	_ "github.com/chihaya/chihaya/backend/noop" // the default backend
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/http"
+	"github.com/chihaya/chihaya/internal/systemd"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 	_ "github.com/chihaya/chihaya/tracker/memory" // the default store
@@ -46,6 +52,10 @@ func Boot() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// Caught from the start: SIGHUP's default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	err := func() error {
 		cfg, err := config.Load(*configPath)
 		if err != nil {
@@ -54,7 +64,7 @@ func Boot() {
 		if os.Getenv("GOGC") == "" {
 			debug.SetGCPercent(cfg.GCPercent)
 		}
-		return Run(ctx, cfg, nil)
+		return run(ctx, cfg, nil, runOptions{configPath: *configPath, hup: hup})
 	}()
 	if err != nil {
 		glog.Error(err)
@@ -81,7 +91,21 @@ type Listening func(public, admin net.Addr)
 // Run opens the drivers cfg names and serves until ctx is done, then drains
 // requests in flight and closes the drivers. An error opening anything is
 // returned before any listener accepts a connection.
-func Run(ctx context.Context, cfg *config.Config, listening Listening) (err error) {
+//
+// Under systemd (socket activation) Run serves on the sockets named
+// "public" and "admin" that it was passed instead of listening on addr and
+// admin_addr, and it notifies readiness and shutdown to $NOTIFY_SOCKET.
+func Run(ctx context.Context, cfg *config.Config, listening Listening) error {
+	return run(ctx, cfg, listening, runOptions{})
+}
+
+// runOptions are what Boot adds to Run: reloads on SIGHUP.
+type runOptions struct {
+	configPath string           // the file a reload reads
+	hup        <-chan os.Signal // a value asks for a reload; nil: never
+}
+
+func run(ctx context.Context, cfg *config.Config, listening Listening, opts runOptions) (err error) {
 	pool, err := tracker.Open(cfg.Tracker.Name, tracker.Options{
 		Params:  cfg.Tracker.Params,
 		Private: cfg.Private,
@@ -109,20 +133,13 @@ func Run(ctx context.Context, cfg *config.Config, listening Listening) (err erro
 		}
 	}()
 
-	pub, err := net.Listen("tcp", cfg.Addr)
+	pub, adm, err := listen(cfg)
 	if err != nil {
-		return fmt.Errorf("addr: %w", err)
+		return err
 	}
 	srv := http.NewServer(cfg, tkr, st)
-	var adm net.Listener
 	admin := http.NewAdmin(srv)
 	admin.Handler = srv.SiteUpdates(admin.Handler)
-	if cfg.AdminAddr != "" {
-		if adm, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-			pub.Close()
-			return fmt.Errorf("admin_addr: %w", err)
-		}
-	}
 
 	reaperCtx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
@@ -144,6 +161,20 @@ func Run(ctx context.Context, cfg *config.Config, listening Listening) (err erro
 	if listening != nil {
 		listening(pub.Addr(), adminAddr)
 	}
+	notify(systemd.Ready + "\nSTATUS=serving announces on " + pub.Addr().String())
+
+	if opts.hup != nil {
+		go func() {
+			for {
+				select {
+				case <-reaperCtx.Done():
+					return
+				case <-opts.hup:
+					reload(tkr, opts.configPath)
+				}
+			}
+		}()
+	}
 
 	select {
 	case <-ctx.Done():
@@ -153,11 +184,79 @@ func Run(ctx context.Context, cfg *config.Config, listening Listening) (err erro
 			err = fmt.Errorf("serving: %w", err)
 		}
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.Duration)
+	notify(systemd.Stopping)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), tkr.Config().ShutdownTimeout.Duration)
 	defer cancel()
 	if serr := srv.Shutdown(shutdownCtx); serr != nil && err == nil {
 		err = fmt.Errorf("shutdown: %w", serr)
 	}
 	admin.Shutdown(shutdownCtx)
 	return err
+}
+
+// listen returns the public listener and the admin one (nil when
+// admin_addr is empty): the sockets systemd passed if it passed them,
+// otherwise new ones on addr and admin_addr.
+func listen(cfg *config.Config) (pub, adm net.Listener, err error) {
+	passed, err := systemd.Listeners()
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, adm = passed[systemd.Public], passed[systemd.Admin]
+	if pub != nil {
+		glog.Infof("addr: serving on the socket systemd passed (%s)", pub.Addr())
+	} else if pub, err = net.Listen("tcp", cfg.Addr); err != nil {
+		if adm != nil {
+			adm.Close()
+		}
+		return nil, nil, fmt.Errorf("addr: %w", err)
+	}
+	switch {
+	case adm != nil && cfg.AdminAddr == "":
+		glog.Warningf("admin_addr is empty: not serving the admin socket systemd passed (%s)", adm.Addr())
+		adm.Close()
+		adm = nil
+	case adm != nil:
+		glog.Infof("admin_addr: serving on the socket systemd passed (%s)", adm.Addr())
+	case cfg.AdminAddr != "":
+		if adm, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			pub.Close()
+			return nil, nil, fmt.Errorf("admin_addr: %w", err)
+		}
+	}
+	return pub, adm, nil
+}
+
+// notify tells systemd state; a failure is logged, never fatal.
+func notify(state string) {
+	if err := systemd.Notify(state); err != nil {
+		glog.Warning(err)
+	}
+}
+
+// reload re-reads the configuration file and applies its reloadable keys
+// to the running tracker, swarms untouched. A file that does not load
+// changes nothing; keys that need a restart keep their running values.
+func reload(tkr *tracker.Tracker, path string) {
+	notify(systemd.Reloading)
+	defer notify(systemd.Ready)
+	if path == "" {
+		glog.Info("SIGHUP: no -config file to reload: the built-in defaults stay")
+		return
+	}
+	next, err := config.Load(path)
+	if err != nil {
+		glog.Errorf("SIGHUP: not reloaded, the running configuration stays: %v", err)
+		return
+	}
+	merged, restart := tkr.Config().Reload(next)
+	if err := merged.Validate(); err != nil { // cannot happen: both halves are valid
+		glog.Errorf("SIGHUP: not reloaded, the running configuration stays: %v", err)
+		return
+	}
+	if len(restart) > 0 {
+		glog.Warningf("SIGHUP: %s changed in %s but need a restart: their running values stay until then", strings.Join(restart, ", "), path)
+	}
+	tkr.Reload(merged)
+	glog.Infof("SIGHUP: reloaded %s", path)
 }
