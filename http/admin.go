@@ -1,10 +1,14 @@
 package http
 
 import (
+	"bytes"
 	"encoding/json"
 	"log"
+	"math"
 	"net/http"
-	"runtime"
+	"net/http/pprof"
+	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/chihaya/chihaya/stats"
@@ -12,45 +16,91 @@ import (
 	"github.com/julienschmidt/httprouter"
 )
 
-// NewAdmin returns the operators' server: /check for health checks and
-// /stats for the counters. It belongs on a private address (admin_addr):
-// nothing here is for clients.
+// pprofWriteTimeout is the admin listener's write timeout when the profiler
+// is on: net/http/pprof refuses a profile or trace that would last longer
+// than the server's write timeout (30 seconds by default).
+const pprofWriteTimeout = 5 * time.Minute
+
+// NewAdmin returns the operators' server: /check for health checks, /stats
+// for the counters as JSON, /metrics for Prometheus and, with debug_pprof,
+// Go's profiler under /debug/pprof/. It belongs on a private address
+// (admin_addr): nothing here is for clients.
 func NewAdmin(s *Server) *http.Server {
 	r := httprouter.New()
-	r.GET("/check", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+
+	// /check fails once the public server starts shutting down, so that a
+	// load balancer stops sending clients before the listener closes.
+	var draining atomic.Bool
+	s.srv.RegisterOnShutdown(func() { draining.Store(true) })
+	check := func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		w.Header()["Content-Type"] = textPlain
+		if draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte("SHUTTING-DOWN"))
+			return
+		}
 		w.Write([]byte("STILL-ALIVE"))
-	})
+	}
+	r.GET("/check", check)
+	r.HEAD("/check", check)
+
 	r.GET("/stats", s.serveStats)
+	r.Handler(http.MethodGet, "/metrics", newMetricsHandler(s.stats, s.tracker.Backend()))
+
+	writeTimeout := s.cfg.WriteTimeout.Duration
+	if s.cfg.DebugPprof {
+		mountPprof(r)
+		writeTimeout = max(writeTimeout, pprofWriteTimeout)
+	}
 	return &http.Server{
 		Handler:           r,
 		ReadHeaderTimeout: s.cfg.ReadTimeout.Duration,
 		ReadTimeout:       s.cfg.ReadTimeout.Duration,
-		WriteTimeout:      s.cfg.WriteTimeout.Duration,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout.Duration,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          newErrorLog(),
 	}
 }
 
-// statsJSON is /stats in the shape Chihaya's users know from 2014.
+// mountPprof serves net/http/pprof's handlers under /debug/pprof/.
+func mountPprof(r *httprouter.Router) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // the index and every named profile (heap, goroutine, ...)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	r.Handler(http.MethodGet, "/debug/pprof/*item", mux)
+	r.Handler(http.MethodPost, "/debug/pprof/symbol", mux)
+}
+
+// statsJSON is /stats in the shape Chihaya's users know from 2014, plus
+// Uptime, ResponseTime.P99, Torrents.Size and Runtime.GoRoutines.
 type statsJSON struct {
-	Started             time.Time `json:"Started"`
-	Uptime              string    `json:"Uptime"`
-	ConnectionsOpen     int64     `json:"Connections.Open"`
-	ConnectionsAccepted int64     `json:"Connections.Accepted"`
-	RequestsHandled     int64     `json:"Requests.Handled"`
-	RequestsErrored     int64     `json:"Requests.Errored"`
-	RequestsBad         int64     `json:"Requests.Bad"`
-	Announces           int64     `json:"Tracker.Announces"`
-	Scrapes             int64     `json:"Tracker.Scrapes"`
-	TorrentsAdded       int64     `json:"Torrents.Added"`
-	TorrentsRemoved     int64     `json:"Torrents.Removed"`
-	TorrentsReaped      int64     `json:"Torrents.Reaped"`
-	IPv4                family    `json:"Peers.IPv4"`
-	IPv6                family    `json:"Peers.IPv6"`
-	Goroutines          int       `json:"Runtime.GoRoutines"`
-	EventsDropped       uint64    `json:"Stats.Dropped"`
+	Started             time.Time      `json:"Started"`
+	Uptime              int64          `json:"Uptime"` // seconds
+	ConnectionsOpen     int64          `json:"Connections.Open"`
+	ConnectionsAccepted int64          `json:"Connections.Accepted"`
+	RequestsHandled     int64          `json:"Requests.Handled"`
+	RequestsErrored     int64          `json:"Requests.Errored"`
+	RequestsBad         int64          `json:"Requests.Bad"`
+	ResponseTime        responseTime   `json:"ResponseTime"`
+	Announces           int64          `json:"Tracker.Announces"`
+	Scrapes             int64          `json:"Tracker.Scrapes"`
+	TorrentsSize        int64          `json:"Torrents.Size"`
+	TorrentsAdded       int64          `json:"Torrents.Added"`
+	TorrentsRemoved     int64          `json:"Torrents.Removed"`
+	TorrentsReaped      int64          `json:"Torrents.Reaped"`
+	IPv4                family         `json:"Peers.IPv4"`
+	IPv6                family         `json:"Peers.IPv6"`
+	Memory              stats.MemStats `json:"Memory"`
+	Goroutines          int            `json:"Runtime.GoRoutines"`
+}
+
+// responseTime is in milliseconds, to the microsecond.
+type responseTime struct {
+	P50, P90, P95, P99 float64
 }
 
 type family struct {
@@ -59,35 +109,102 @@ type family struct {
 	Completed int64            `json:"Completed"`
 }
 
-func (s *Server) serveStats(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	snap := s.stats.Snapshot()
+func newStatsJSON(snap *stats.Snapshot, now time.Time) *statsJSON {
 	fam := func(f stats.FamilyCounts) family {
 		return family{Peers: f.Leechers, Seeds: f.Seeders, Completed: f.Completed}
 	}
-	out := statsJSON{
+	ms := func(v float64) float64 { return math.Round(v*1000) / 1000 }
+	rt := snap.ResponseTime
+	return &statsJSON{
 		Started:             snap.Started,
-		Uptime:              time.Since(snap.Started).Round(time.Second).String(),
+		Uptime:              int64(now.Sub(snap.Started) / time.Second),
 		ConnectionsOpen:     snap.ConnectionsOpen,
 		ConnectionsAccepted: snap.ConnectionsAccepted,
 		RequestsHandled:     snap.RequestsHandled,
 		RequestsErrored:     snap.RequestsErrored,
 		RequestsBad:         snap.RequestsBad,
+		ResponseTime:        responseTime{ms(rt.P50), ms(rt.P90), ms(rt.P95), ms(rt.P99)},
 		Announces:           snap.Announces,
 		Scrapes:             snap.Scrapes,
+		TorrentsSize:        snap.Torrents,
 		TorrentsAdded:       snap.TorrentsAdded,
 		TorrentsRemoved:     snap.TorrentsRemoved,
 		TorrentsReaped:      snap.TorrentsReaped,
 		IPv4:                fam(snap.Peers[0]),
 		IPv6:                fam(snap.Peers[1]),
-		Goroutines:          runtime.NumGoroutine(),
-		EventsDropped:       snap.Dropped,
+		Memory:              snap.Memory,
+		Goroutines:          snap.Goroutines,
+	}
+}
+
+// serveStats answers /stats: the counters as JSON, nested as in 2014;
+// ?flatten gives one level of dotted keys ("Peers.IPv4.Seeds.Current"),
+// ?pretty indents.
+func (s *Server) serveStats(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	snap := s.stats.Snapshot()
+	var out any = newStatsJSON(&snap, time.Now())
+	q := r.URL.Query()
+	if flag(q, "flatten") {
+		flat, err := flattenJSON(out)
+		if err != nil {
+			glog.Errorf("/stats: %v", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+		out = flat
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
-	if _, pretty := r.URL.Query()["pretty"]; pretty {
+	if flag(q, "pretty") {
 		enc.SetIndent("", "  ")
 	}
 	enc.Encode(out)
+}
+
+// flag reports whether a query switch is on: given, with no value or with
+// any value but "0", "false" or "no".
+func flag(q url.Values, name string) bool {
+	v, ok := q[name]
+	if !ok {
+		return false
+	}
+	switch v[0] {
+	case "0", "false", "no":
+		return false
+	}
+	return true
+}
+
+// flattenJSON returns v's JSON form with nested objects folded into the top
+// level: {"a": {"b": 1}} becomes {"a.b": 1}. Numbers keep their exact
+// text; an empty object stays an empty object under its own key.
+func flattenJSON(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return nil, err
+	}
+	out := make(map[string]any)
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if m, ok := v.(map[string]any); ok && (len(m) > 0 || prefix == "") {
+			for k, x := range m {
+				if prefix != "" {
+					k = prefix + "." + k
+				}
+				walk(k, x)
+			}
+			return
+		}
+		out[prefix] = v
+	}
+	walk("", tree)
+	return out, nil
 }
 
 // newErrorLog sends net/http's own complaints (bad requests on the wire,

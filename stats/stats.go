@@ -1,10 +1,17 @@
-// Package stats counts what the tracker does. Recording is a non-blocking
-// send on a buffered channel: a request never waits for the collector, and
-// when the buffer is full the event is dropped and counted as dropped. One
-// collector goroutine folds the events into the counters.
+// Package stats counts what the tracker does, for /stats and /metrics.
+//
+// Recording is a few atomic increments on counters of the shard the
+// calling goroutine's P (processor) holds, so concurrent requests on
+// different CPUs seldom touch the same cache line: a request never waits
+// for anything, nothing is allocated, and nothing is ever dropped. Reading (Snapshot) sums the
+// shards. One collector goroutine derives what is too costly for the
+// request path: response-time percentiles over a recent window (from a
+// fine histogram the requests fill) and the Go memory statistics, read
+// every few seconds.
 package stats
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +27,20 @@ const (
 	Other
 )
 
+// NumKinds is the number of request kinds.
+const NumKinds = int(Other) + 1
+
+var kindNames = [NumKinds]string{"announce", "scrape", "other"}
+
+// String returns the kind's name as a metric label: "announce", "scrape" or
+// "other".
+func (k Kind) String() string {
+	if int(k) < NumKinds {
+		return kindNames[k]
+	}
+	return "other"
+}
+
 // Outcome is how a request ended.
 type Outcome uint8
 
@@ -29,6 +50,20 @@ const (
 	ClientError                // the client's fault: answered with a failure reason
 	ServerError                // the tracker's fault
 )
+
+// NumOutcomes is the number of request outcomes.
+const NumOutcomes = int(ServerError) + 1
+
+var outcomeNames = [NumOutcomes]string{"ok", "client_error", "server_error"}
+
+// String returns the outcome's name as a metric label: "ok",
+// "client_error" or "server_error".
+func (o Outcome) String() string {
+	if int(o) < NumOutcomes {
+		return outcomeNames[o]
+	}
+	return "server_error"
+}
 
 // PeerEvents are the bits of what one announce did to a swarm.
 type PeerEvents uint16
@@ -54,25 +89,30 @@ func Family(ipv6 bool) int {
 	return 0
 }
 
-type op uint8
+// QueueReporter is implemented by backends (backend.Conn) that queue
+// writes. The admin listener exports its figures when the configured
+// backend implements it.
+type QueueReporter interface {
+	// QueueDepth is the number of writes queued and not yet flushed.
+	QueueDepth() int
+	// FlushErrors is the number of flushes that failed since start.
+	FlushErrors() uint64
+}
 
-const (
-	opRequest op = iota
-	opPeer
-	opReap
-	opConn
-	opFlush
-)
-
-// event is what travels on the channel: small, pointer-free.
-type event struct {
-	op      op
-	kind    Kind
-	outcome Outcome
-	family  uint8
-	bits    PeerEvents
-	n       [3]int32 // opReap: leechers, seeders, swarms
-	d       time.Duration
+// shard is one set of counters. Each is only ever incremented; the figures
+// of a Snapshot are sums over every shard.
+type shard struct {
+	requests [NumKinds][NumOutcomes]atomic.Uint64
+	// latencySum is in nanoseconds; latency counts requests per coarse
+	// bucket (the last is +Inf), not cumulatively.
+	latencySum [NumKinds]atomic.Uint64
+	latency    [NumKinds][NumLatencyBuckets + 1]atomic.Uint64
+	// peers counts each PeerEvents bit, per family.
+	peers       [2][numPeerEvents]atomic.Uint64
+	connsOpened atomic.Uint64
+	connsClosed atomic.Uint64
+	fine        [numFine]atomic.Uint64
+	_           [64]byte // keeps the next shard's first counters off this one's last cache line
 }
 
 // PeerCounts are the figures of one class of peers (leechers or seeders) of
@@ -91,7 +131,36 @@ type FamilyCounts struct {
 	Completed int64
 }
 
-// Snapshot is a consistent copy of every counter.
+// Histogram is a response-time histogram in Prometheus' shape.
+type Histogram struct {
+	Count uint64
+	Sum   time.Duration
+	// Buckets[i] counts the requests that took at most LatencyBuckets()[i]
+	// (cumulative counts).
+	Buckets [NumLatencyBuckets]uint64
+}
+
+// MemStats are the basic figures of runtime.MemStats that /stats has
+// always shown.
+type MemStats struct {
+	Alloc        uint64
+	TotalAlloc   uint64
+	Sys          uint64
+	Lookups      uint64
+	Mallocs      uint64
+	Frees        uint64
+	HeapAlloc    uint64
+	HeapSys      uint64
+	HeapIdle     uint64
+	HeapInuse    uint64
+	HeapReleased uint64
+	HeapObjects  uint64
+	PauseTotalNs uint64
+}
+
+// Snapshot is a copy of every figure. Counters are read one after another
+// while requests go on, so two figures may disagree by the requests in
+// flight; once requests stop, every figure is exact.
 type Snapshot struct {
 	Started time.Time
 
@@ -102,192 +171,326 @@ type Snapshot struct {
 	RequestsErrored int64 // server errors
 	RequestsBad     int64 // client errors
 
-	Announces int64
-	Scrapes   int64
+	Announces int64 // announces answered normally
+	Scrapes   int64 // scrapes answered normally
+
+	// Requests counts every request by Kind and Outcome.
+	Requests [NumKinds][NumOutcomes]int64
 
 	TorrentsAdded   int64
 	TorrentsRemoved int64
 	TorrentsReaped  int64
+	Torrents        int64 // current: added minus removed and reaped
 
 	// Peers is indexed by Family.
 	Peers [2]FamilyCounts
 
-	// Dropped counts events lost to a full buffer.
-	Dropped uint64
+	// Latency is the response-time histogram of each Kind, since start.
+	Latency [NumKinds]Histogram
+	// ResponseTime holds the percentiles of the response times of the last
+	// minute or so, every kind together; when no request came in that
+	// minute, those of the last minute that saw any.
+	ResponseTime Percentiles
+
+	// Memory is as of the collector's last reading (every MemStatsInterval).
+	Memory     MemStats
+	Goroutines int
 }
 
-// Stats collects events. Its methods are safe for concurrent use.
+// MemStatsInterval is how often the collector reads the memory statistics:
+// runtime.ReadMemStats briefly stops the world.
+const MemStatsInterval = 5 * time.Second
+
+// Stats collects the tracker's figures. Its methods are safe for
+// concurrent use.
 type Stats struct {
-	events  chan event
-	dropped atomic.Uint64
-	flushed chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	started time.Time
+	shards  []shard
+	// local hands each P a shard of its own: a sync.Pool keeps one object
+	// per P, and Put right after Get gives it back to the same P. After a
+	// garbage collection empties the pool, New hands out the next shard;
+	// should two Ps end up sharing one, only speed suffers.
+	local sync.Pool
+	next  atomic.Uint32
 
-	mu   sync.Mutex
-	snap Snapshot // guarded by mu
+	// Reaps are once per expiry pass: no need for shards.
+	reapedLeechers [2]atomic.Int64
+	reapedSeeders  [2]atomic.Int64
+	reapedSwarms   atomic.Int64
+
+	flush chan chan struct{}
+	done  chan struct{}
+	once  sync.Once
+
+	mu           sync.Mutex
+	responseTime Percentiles // guarded by mu
+	memory       MemStats    // guarded by mu
 }
 
-// New starts a collector whose queue holds bufferSize events.
+// New starts a collector. bufferSize is ignored: recording no longer goes
+// through a queue (the parameter remains for the callers and the
+// stats_buffer_size setting).
 func New(bufferSize int) *Stats {
-	s := &Stats{events: make(chan event, bufferSize), flushed: make(chan struct{}), done: make(chan struct{})}
-	s.snap.Started = time.Now()
+	n := 1
+	for n < 2*runtime.GOMAXPROCS(0) && n < 64 {
+		n *= 2
+	}
+	s := &Stats{
+		started: time.Now(),
+		shards:  make([]shard, n),
+		flush:   make(chan chan struct{}),
+		done:    make(chan struct{}),
+	}
+	s.local.New = func() any { return &s.shards[int(s.next.Add(1))%len(s.shards)] }
+	s.memory = readMemStats()
 	go s.collect()
 	return s
 }
 
-func (s *Stats) send(e event) {
-	select {
-	case s.events <- e:
-	default:
-		s.dropped.Add(1)
-	}
-}
+// shard returns a shard for the caller to count on and then hand back with
+// put.
+func (s *Stats) shard() *shard { return s.local.Get().(*shard) }
+
+func (s *Stats) put(sh *shard) { s.local.Put(sh) }
 
 // RecordRequest records one answered request and how long it took.
 func (s *Stats) RecordRequest(kind Kind, outcome Outcome, d time.Duration) {
-	s.send(event{op: opRequest, kind: kind, outcome: outcome, d: d})
+	if int(kind) >= NumKinds {
+		kind = Other
+	}
+	if int(outcome) >= NumOutcomes {
+		outcome = ServerError
+	}
+	ns := uint64(max(d, 0))
+	fine, coarse := buckets(ns)
+	sh := s.shard()
+	sh.requests[kind][outcome].Add(1)
+	sh.latencySum[kind].Add(ns)
+	sh.latency[kind][coarse].Add(1)
+	sh.fine[fine].Add(1)
+	s.put(sh)
 }
 
 // RecordPeer records what one announce did to its swarm.
 func (s *Stats) RecordPeer(bits PeerEvents, ipv6 bool) {
-	if bits != 0 {
-		s.send(event{op: opPeer, bits: bits, family: uint8(Family(ipv6))})
+	if bits == 0 {
+		return
 	}
+	sh := s.shard()
+	c := &sh.peers[Family(ipv6)]
+	for i := range numPeerEvents {
+		if bits&(1<<i) != 0 {
+			c[i].Add(1)
+		}
+	}
+	s.put(sh)
 }
 
 // RecordReap records an expiry pass: per family, the leechers and seeders
 // removed, and the swarms removed.
 func (s *Stats) RecordReap(leechers, seeders [2]int, swarms int) {
 	for f := range 2 {
-		s.send(event{op: opReap, family: uint8(f), n: [3]int32{int32(leechers[f]), int32(seeders[f])}})
+		s.reapedLeechers[f].Add(int64(leechers[f]))
+		s.reapedSeeders[f].Add(int64(seeders[f]))
 	}
-	s.send(event{op: opReap, n: [3]int32{2: int32(swarms)}})
+	s.reapedSwarms.Add(int64(swarms))
 }
 
 // RecordConn records a connection opened (true) or closed (false).
 func (s *Stats) RecordConn(open bool) {
-	var b PeerEvents
+	sh := s.shard()
 	if open {
-		b = 1
+		sh.connsOpened.Add(1)
+	} else {
+		sh.connsClosed.Add(1)
 	}
-	s.send(event{op: opConn, bits: b})
+	s.put(sh)
 }
 
-// Snapshot returns a copy of the counters as of the last event collected.
+// The indexes of the PeerEvents bits in shard.peers, in the order of the
+// bits (TestPeerEventBits checks it).
+const (
+	bitLeecherJoined = iota
+	bitSeederJoined
+	bitLeecherLeft
+	bitSeederLeft
+	bitLeecherToSeeder
+	bitSeederToLeecher
+	bitCompleted
+	bitSwarmAdded
+	bitSwarmRemoved
+	numPeerEvents
+)
+
+// Snapshot returns the figures as of now; ResponseTime and Memory as of the
+// collector's last pass.
 func (s *Stats) Snapshot() Snapshot {
+	snap := Snapshot{Started: s.started, Goroutines: runtime.NumGoroutine()}
+	// Counts of things ending (connections closed, peers leaving) are read
+	// before those of things beginning, so that while requests go on a
+	// current figure (opened minus closed) is never below zero.
+	var peers [2][numPeerEvents]uint64
+	var opened, closed uint64
+	for i := range s.shards {
+		sh := &s.shards[i]
+		closed += sh.connsClosed.Load()
+		for f := range peers {
+			for _, e := range [...]int{bitLeecherLeft, bitSeederLeft, bitSwarmRemoved} {
+				peers[f][e] += sh.peers[f][e].Load()
+			}
+		}
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		opened += sh.connsOpened.Load()
+		for f := range peers {
+			for e := range numPeerEvents {
+				switch e {
+				case bitLeecherLeft, bitSeederLeft, bitSwarmRemoved:
+				default:
+					peers[f][e] += sh.peers[f][e].Load()
+				}
+			}
+		}
+		for k := range NumKinds {
+			for o := range NumOutcomes {
+				snap.Requests[k][o] += int64(sh.requests[k][o].Load())
+			}
+			h := &snap.Latency[k]
+			h.Sum += time.Duration(sh.latencySum[k].Load())
+			for b := range NumLatencyBuckets {
+				h.Buckets[b] += sh.latency[k][b].Load()
+			}
+			h.Count += sh.latency[k][NumLatencyBuckets].Load() // +Inf, made cumulative below
+		}
+	}
+
+	for k := range NumKinds {
+		for o := range NumOutcomes {
+			n := snap.Requests[k][o]
+			snap.RequestsHandled += n
+			switch Outcome(o) {
+			case ClientError:
+				snap.RequestsBad += n
+			case ServerError:
+				snap.RequestsErrored += n
+			}
+		}
+		h := &snap.Latency[k]
+		for b := 1; b < NumLatencyBuckets; b++ {
+			h.Buckets[b] += h.Buckets[b-1]
+		}
+		h.Count += h.Buckets[NumLatencyBuckets-1]
+	}
+	snap.Announces = snap.Requests[Announce][OK]
+	snap.Scrapes = snap.Requests[Scrape][OK]
+
+	for f := range peers {
+		p := &peers[f]
+		n := func(i int) int64 { return int64(p[i]) }
+		fc := &snap.Peers[f]
+		fc.Leechers = PeerCounts{Joined: n(bitLeecherJoined), Left: n(bitLeecherLeft), Reaped: s.reapedLeechers[f].Load()}
+		fc.Seeders = PeerCounts{Joined: n(bitSeederJoined), Left: n(bitSeederLeft), Reaped: s.reapedSeeders[f].Load()}
+		fc.Leechers.Current = fc.Leechers.Joined - fc.Leechers.Left - fc.Leechers.Reaped - n(bitLeecherToSeeder) + n(bitSeederToLeecher)
+		fc.Seeders.Current = fc.Seeders.Joined - fc.Seeders.Left - fc.Seeders.Reaped + n(bitLeecherToSeeder) - n(bitSeederToLeecher)
+		fc.Completed = n(bitCompleted)
+		snap.TorrentsAdded += n(bitSwarmAdded)
+		snap.TorrentsRemoved += n(bitSwarmRemoved)
+	}
+	snap.TorrentsReaped = s.reapedSwarms.Load()
+	snap.Torrents = snap.TorrentsAdded - snap.TorrentsRemoved - snap.TorrentsReaped
+
+	snap.ConnectionsAccepted = int64(opened)
+	snap.ConnectionsOpen = int64(opened) - int64(closed)
+
 	s.mu.Lock()
-	snap := s.snap
+	snap.ResponseTime = s.responseTime
+	snap.Memory = s.memory
 	s.mu.Unlock()
-	snap.Dropped = s.dropped.Load()
 	return snap
 }
 
-// Flush waits until every event sent before the call has been collected.
-// Tests use it to read exact figures. It must not race with Close.
+// Flush makes the collector fold in, now, every response time recorded
+// before the call and read the memory statistics, so that the next
+// Snapshot's ResponseTime and Memory include them. Tests use it. After
+// Close it does nothing.
 func (s *Stats) Flush() {
-	s.events <- event{op: opFlush} // the queue is FIFO: what came before is applied first
-	<-s.flushed
+	ack := make(chan struct{})
+	select {
+	case s.flush <- ack:
+		<-ack
+	case <-s.done:
+	}
 }
 
-// Close stops the collector. Events recorded afterwards are dropped.
+// Close stops the collector. Recording goes on working; ResponseTime and
+// Memory stop changing.
 func (s *Stats) Close() {
 	s.once.Do(func() { close(s.done) })
 }
 
+// collect is the collector goroutine.
 func (s *Stats) collect() {
+	fold := time.NewTicker(foldInterval)
+	defer fold.Stop()
+	mem := time.NewTicker(MemStatsInterval)
+	defer mem.Stop()
+	w := new(window)
+	now := new([numFine]uint64)
+	update := func(tick bool) {
+		for i := range now {
+			now[i] = 0
+		}
+		for i := range s.shards {
+			for b := range now {
+				now[b] += s.shards[i].fine[b].Load()
+			}
+		}
+		p, ok := percentiles(w.fold(now, tick))
+		if ok {
+			s.mu.Lock()
+			s.responseTime = p
+			s.mu.Unlock()
+		}
+	}
+	setMemory := func() {
+		m := readMemStats()
+		s.mu.Lock()
+		s.memory = m
+		s.mu.Unlock()
+	}
 	for {
 		select {
-		case e := <-s.events:
-			s.mu.Lock()
-			s.apply(e)
-			// Fold in whatever else is queued under the same lock.
-			for more := true; more; {
-				select {
-				case e = <-s.events:
-					s.apply(e)
-				default:
-					more = false
-				}
-			}
-			s.mu.Unlock()
+		case <-fold.C:
+			update(true)
+		case <-mem.C:
+			setMemory()
+		case ack := <-s.flush:
+			update(false)
+			setMemory()
+			close(ack)
 		case <-s.done:
 			return
 		}
 	}
 }
 
-// apply folds one event into the snapshot; s.mu is held.
-func (s *Stats) apply(e event) {
-	c := &s.snap
-	switch e.op {
-	case opRequest:
-		c.RequestsHandled++
-		switch e.outcome {
-		case ClientError:
-			c.RequestsBad++
-		case ServerError:
-			c.RequestsErrored++
-		}
-		if e.outcome == OK {
-			switch e.kind {
-			case Announce:
-				c.Announces++
-			case Scrape:
-				c.Scrapes++
-			}
-		}
-	case opPeer:
-		f := &c.Peers[e.family]
-		b := e.bits
-		if b&LeecherJoined != 0 {
-			f.Leechers.Joined++
-			f.Leechers.Current++
-		}
-		if b&SeederJoined != 0 {
-			f.Seeders.Joined++
-			f.Seeders.Current++
-		}
-		if b&LeecherLeft != 0 {
-			f.Leechers.Left++
-			f.Leechers.Current--
-		}
-		if b&SeederLeft != 0 {
-			f.Seeders.Left++
-			f.Seeders.Current--
-		}
-		if b&LeecherToSeeder != 0 {
-			f.Leechers.Current--
-			f.Seeders.Current++
-		}
-		if b&SeederToLeecher != 0 {
-			f.Seeders.Current--
-			f.Leechers.Current++
-		}
-		if b&Completed != 0 {
-			f.Completed++
-		}
-		if b&SwarmAdded != 0 {
-			c.TorrentsAdded++
-		}
-		if b&SwarmRemoved != 0 {
-			c.TorrentsRemoved++
-		}
-	case opReap:
-		f := &c.Peers[e.family]
-		f.Leechers.Reaped += int64(e.n[0])
-		f.Leechers.Current -= int64(e.n[0])
-		f.Seeders.Reaped += int64(e.n[1])
-		f.Seeders.Current -= int64(e.n[1])
-		c.TorrentsReaped += int64(e.n[2])
-	case opFlush:
-		s.flushed <- struct{}{}
-	case opConn:
-		if e.bits != 0 {
-			c.ConnectionsAccepted++
-			c.ConnectionsOpen++
-		} else {
-			c.ConnectionsOpen--
-		}
+func readMemStats() MemStats {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return MemStats{
+		Alloc:        m.Alloc,
+		TotalAlloc:   m.TotalAlloc,
+		Sys:          m.Sys,
+		Lookups:      m.Lookups,
+		Mallocs:      m.Mallocs,
+		Frees:        m.Frees,
+		HeapAlloc:    m.HeapAlloc,
+		HeapSys:      m.HeapSys,
+		HeapIdle:     m.HeapIdle,
+		HeapInuse:    m.HeapInuse,
+		HeapReleased: m.HeapReleased,
+		HeapObjects:  m.HeapObjects,
+		PauseTotalNs: m.PauseTotalNs,
 	}
 }

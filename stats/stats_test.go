@@ -1,0 +1,249 @@
+package stats
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPeerEventBits(t *testing.T) {
+	for _, c := range []struct {
+		e   PeerEvents
+		bit int
+	}{
+		{LeecherJoined, bitLeecherJoined}, {SeederJoined, bitSeederJoined},
+		{LeecherLeft, bitLeecherLeft}, {SeederLeft, bitSeederLeft},
+		{LeecherToSeeder, bitLeecherToSeeder}, {SeederToLeecher, bitSeederToLeecher},
+		{Completed, bitCompleted}, {SwarmAdded, bitSwarmAdded}, {SwarmRemoved, bitSwarmRemoved},
+	} {
+		if c.e != 1<<c.bit || c.bit >= numPeerEvents {
+			t.Errorf("PeerEvents %#x is not bit %d", c.e, c.bit)
+		}
+	}
+}
+
+func TestSnapshot(t *testing.T) {
+	s := New(0)
+	defer s.Close()
+
+	// Requests.
+	s.RecordRequest(Announce, OK, 100*time.Microsecond)
+	s.RecordRequest(Announce, OK, 200*time.Microsecond)
+	s.RecordRequest(Announce, ClientError, 30*time.Microsecond)
+	s.RecordRequest(Scrape, OK, 2*time.Millisecond)
+	s.RecordRequest(Scrape, ServerError, 7*time.Second)
+	s.RecordRequest(Other, OK, -time.Second) // a clock step: counted as 0
+	// IPv4: two leechers and a seeder join (one swarm), a leecher completes,
+	// the other leaves, the seeder goes back to leeching.
+	s.RecordPeer(LeecherJoined|SwarmAdded, false)
+	s.RecordPeer(LeecherJoined, false)
+	s.RecordPeer(SeederJoined, false)
+	s.RecordPeer(LeecherToSeeder|Completed, false)
+	s.RecordPeer(LeecherLeft, false)
+	s.RecordPeer(SeederToLeecher, false)
+	s.RecordPeer(0, false)
+	// IPv6: a seeder joins a second swarm and leaves, removing it.
+	s.RecordPeer(SeederJoined|SwarmAdded, true)
+	s.RecordPeer(SeederLeft|SwarmRemoved, true)
+	// The reaper takes the IPv4 leecher and seeder and their swarm.
+	s.RecordReap([2]int{1, 0}, [2]int{1, 0}, 1)
+	// Connections.
+	for range 3 {
+		s.RecordConn(true)
+	}
+	s.RecordConn(false)
+	s.Flush()
+
+	got := s.Snapshot()
+	want := Snapshot{
+		ConnectionsOpen: 2, ConnectionsAccepted: 3,
+		RequestsHandled: 6, RequestsErrored: 1, RequestsBad: 1,
+		Announces: 2, Scrapes: 1,
+		Requests:      [NumKinds][NumOutcomes]int64{{2, 1, 0}, {1, 0, 1}, {1, 0, 0}},
+		TorrentsAdded: 2, TorrentsRemoved: 1, TorrentsReaped: 1, Torrents: 0,
+		Peers: [2]FamilyCounts{
+			{
+				Leechers:  PeerCounts{Current: 0, Joined: 2, Left: 1, Reaped: 1},
+				Seeders:   PeerCounts{Current: 0, Joined: 1, Left: 0, Reaped: 1},
+				Completed: 1,
+			},
+			{Seeders: PeerCounts{Current: 0, Joined: 1, Left: 1}},
+		},
+	}
+	type counters struct {
+		ConnectionsOpen, ConnectionsAccepted               int64
+		RequestsHandled, RequestsErrored, RequestsBad      int64
+		Announces, Scrapes                                 int64
+		Requests                                           [NumKinds][NumOutcomes]int64
+		TorrentsAdded, TorrentsRemoved, TorrentsReaped, Nt int64
+		Peers                                              [2]FamilyCounts
+	}
+	pick := func(s Snapshot) counters {
+		return counters{s.ConnectionsOpen, s.ConnectionsAccepted, s.RequestsHandled, s.RequestsErrored, s.RequestsBad,
+			s.Announces, s.Scrapes, s.Requests, s.TorrentsAdded, s.TorrentsRemoved, s.TorrentsReaped, s.Torrents, s.Peers}
+	}
+	if pick(got) != pick(want) {
+		t.Errorf("counters:\n got %+v\nwant %+v", pick(got), pick(want))
+	}
+
+	// Latency histograms: announce 30µs, 100µs, 200µs; scrape 2ms, 7s; other 0.
+	bounds := LatencyBuckets()
+	for _, c := range []struct {
+		kind  Kind
+		count uint64
+		sum   time.Duration
+		at    map[time.Duration]uint64 // cumulative count at some bounds
+	}{
+		{Announce, 3, 330 * time.Microsecond, map[time.Duration]uint64{25 * time.Microsecond: 0, 50 * time.Microsecond: 1, 100 * time.Microsecond: 2, 250 * time.Microsecond: 3, 5 * time.Second: 3}},
+		{Scrape, 2, 7*time.Second + 2*time.Millisecond, map[time.Duration]uint64{time.Millisecond: 0, 2500 * time.Microsecond: 1, 5 * time.Second: 1}},
+		{Other, 1, 0, map[time.Duration]uint64{25 * time.Microsecond: 1}},
+	} {
+		h := got.Latency[c.kind]
+		if h.Count != c.count || h.Sum != c.sum {
+			t.Errorf("%v latency: count %d sum %v, want %d and %v", c.kind, h.Count, h.Sum, c.count, c.sum)
+		}
+		for i, b := range bounds {
+			if n, ok := c.at[b]; ok && h.Buckets[i] != n {
+				t.Errorf("%v latency: %d requests at most %v, want %d", c.kind, h.Buckets[i], b, n)
+			}
+		}
+	}
+
+	// Percentiles of 0, 30µs, 100µs, 200µs, 2ms, 7s (ranks 3, 6, 6, 6).
+	rt := got.ResponseTime
+	near := func(got, want float64) bool { return got >= want*15/16 && got <= want*17/16 }
+	if !near(rt.P50, 0.1) || !near(rt.P90, 7000) || !near(rt.P95, 7000) || !near(rt.P99, 7000) {
+		t.Errorf("response time percentiles %+v, want about 0.1, 7000, 7000, 7000 ms", rt)
+	}
+	if got.Memory.Sys == 0 || got.Memory.HeapAlloc == 0 || got.Goroutines == 0 {
+		t.Errorf("memory %+v, goroutines %d: want figures", got.Memory, got.Goroutines)
+	}
+	if got.Started.IsZero() || time.Since(got.Started) > time.Minute {
+		t.Errorf("started %v", got.Started)
+	}
+}
+
+// TestConcurrentRecording runs recorders against readers (for -race) and
+// checks that nothing is lost.
+func TestConcurrentRecording(t *testing.T) {
+	s := New(1)
+	defer s.Close()
+	const workers, each = 8, 5000
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				snap := s.Snapshot()
+				if snap.ConnectionsOpen < 0 {
+					t.Errorf("open connections %d", snap.ConnectionsOpen)
+				}
+				s.Flush()
+			}
+		}
+	}()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				s.RecordConn(true)
+				s.RecordRequest(Kind(i%NumKinds), Outcome(w%NumOutcomes), time.Duration(i)*time.Microsecond)
+				s.RecordPeer(LeecherJoined, w%2 == 1)
+				s.RecordPeer(LeecherLeft, w%2 == 1)
+				s.RecordConn(false)
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	readers.Wait()
+	snap := s.Snapshot()
+	if snap.RequestsHandled != workers*each || snap.ConnectionsAccepted != workers*each || snap.ConnectionsOpen != 0 {
+		t.Errorf("handled %d accepted %d open %d, want %d %d 0", snap.RequestsHandled, snap.ConnectionsAccepted, snap.ConnectionsOpen, workers*each, workers*each)
+	}
+	var count uint64
+	for _, h := range snap.Latency {
+		count += h.Count
+	}
+	if count != workers*each {
+		t.Errorf("latency count %d, want %d", count, workers*each)
+	}
+	for f, fc := range snap.Peers {
+		if fc.Leechers.Joined != workers/2*each || fc.Leechers.Current != 0 {
+			t.Errorf("family %d: %+v", f, fc.Leechers)
+		}
+	}
+}
+
+func TestCloseThenFlush(t *testing.T) {
+	s := New(1)
+	s.Close()
+	s.Close()
+	s.RecordRequest(Announce, OK, time.Millisecond)
+	s.Flush() // must not block
+	if n := s.Snapshot().Announces; n != 1 {
+		t.Fatalf("announces after Close: %d, want 1", n)
+	}
+}
+
+func TestNames(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{Announce.String(), "announce"}, {Scrape.String(), "scrape"}, {Other.String(), "other"}, {Kind(9).String(), "other"},
+		{OK.String(), "ok"}, {ClientError.String(), "client_error"}, {ServerError.String(), "server_error"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+// The request path: RecordRequest for every request, RecordPeer for every
+// announce (bits == 0 for a plain re-announce).
+func BenchmarkRecordRequest(b *testing.B) {
+	s := New(0)
+	defer s.Close()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		d := 37 * time.Microsecond
+		for pb.Next() {
+			s.RecordRequest(Announce, OK, d)
+			d += 13
+		}
+	})
+}
+
+func BenchmarkRecordRequestSerial(b *testing.B) {
+	s := New(0)
+	defer s.Close()
+	b.ReportAllocs()
+	for i := range b.N {
+		s.RecordRequest(Announce, OK, time.Duration(i&0xffff)*time.Microsecond)
+	}
+}
+
+func BenchmarkRecordPeer(b *testing.B) {
+	s := New(0)
+	defer s.Close()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s.RecordPeer(LeecherJoined|SwarmAdded, false)
+		}
+	})
+}
+
+func BenchmarkSnapshot(b *testing.B) {
+	s := New(0)
+	defer s.Close()
+	b.ReportAllocs()
+	for range b.N {
+		s.Snapshot()
+	}
+}
