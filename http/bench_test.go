@@ -31,13 +31,14 @@ func BenchmarkParseAnnounce(b *testing.B) {
 func BenchmarkEncodeAnnounce(b *testing.B) {
 	r := tracker.AnnounceResponse{Counts: tracker.Counts{Complete: 10, Incomplete: 40}, Interval: 1800e9, MinInterval: 900e9}
 	for n := range 50 {
-		r.Peers = append(r.Peers, tracker.Peer{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(n)}), 6881)})
+		r.Peers4 = append(r.Peers4, 10, 0, 0, byte(n), 0x1a, 0xe1)
 	}
 	opt := announceOptions{compact: true}
 	buf := make([]byte, 0, 1024)
+	me := netip.MustParseAddr("10.0.0.1")
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendAnnounce(buf[:0], &r, &opt, r.Peers[0].Addr.Addr())
+		buf = appendAnnounce(buf[:0], &r, &opt, me)
 	}
 }
 

@@ -62,67 +62,43 @@ func appendAnnounce(b []byte, r *tracker.AnnounceResponse, opt *announceOptions,
 	b = appendInt(b, "min interval", int64(r.MinInterval/time.Second))
 	b = appendStr(b, "peers")
 	if opt.compact {
-		n4 := 0
-		for i := range r.Peers {
-			if r.Peers[i].Addr.Addr().Is4() {
-				n4++
-			}
-		}
-		b = appendCompact(b, r.Peers, n4, true)
-		if n6 := len(r.Peers) - n4; n6 > 0 {
+		b = appendBytes(b, r.Peers4)
+		if len(r.Peers6) > 0 {
 			b = appendStr(b, "peers6")
-			b = appendCompact(b, r.Peers, n6, false)
+			b = appendBytes(b, r.Peers6)
 		}
-	} else {
-		b = append(b, 'l')
-		for i := range r.Peers {
-			p := &r.Peers[i]
-			b = append(b, 'd')
-			b = appendStr(b, "ip")
-			b = appendAddr(b, p)
-			if !opt.noPeerID {
-				b = appendStr(b, "peer id")
-				b = appendBytes(b, p.ID[:])
-			}
-			b = appendInt(b, "port", int64(p.Addr.Port()))
-			b = append(b, 'e')
-		}
-		b = append(b, 'e')
+		return append(b, 'e')
 	}
+	b = append(b, 'l')
+	b = appendPeerDicts(b, r.Peers4, r.IDs4, tracker.PackedIPv4, opt.noPeerID)
+	b = appendPeerDicts(b, r.Peers6, r.IDs6, tracker.PackedIPv6, opt.noPeerID)
+	b = append(b, 'e')
 	return append(b, 'e')
 }
 
-// appendCompact writes the n peers of one family as one string of
-// address-and-port entries, 6 bytes each for IPv4, 18 for IPv6.
-func appendCompact(b []byte, peers []tracker.Peer, n int, v4 bool) []byte {
-	size := 18
-	if v4 {
-		size = 6
-	}
-	b = strconv.AppendInt(b, int64(n*size), 10)
-	b = append(b, ':')
-	for i := range peers {
-		a := peers[i].Addr.Addr()
-		if a.Is4() != v4 {
-			continue
-		}
-		if v4 {
-			ip := a.As4()
-			b = append(b, ip[:]...)
+// appendPeerDicts writes packed peers (entries of size bytes) in BEP 3's
+// dictionary model: ip as text, peer id unless noPeerID, port.
+func appendPeerDicts(b, packed, ids []byte, size int, noPeerID bool) []byte {
+	var text [64]byte
+	for i, n := 0, 0; i+size <= len(packed); i, n = i+size, n+tracker.PeerIDSize {
+		e := packed[i : i+size]
+		var ip netip.Addr
+		if size == tracker.PackedIPv4 {
+			ip = netip.AddrFrom4([4]byte(e))
 		} else {
-			ip := a.As16()
-			b = append(b, ip[:]...)
+			ip = netip.AddrFrom16([16]byte(e))
 		}
-		port := peers[i].Addr.Port()
-		b = append(b, byte(port>>8), byte(port))
+		b = append(b, 'd')
+		b = appendStr(b, "ip")
+		b = appendBytes(b, ip.AppendTo(text[:0]))
+		if !noPeerID && n+tracker.PeerIDSize <= len(ids) {
+			b = appendStr(b, "peer id")
+			b = appendBytes(b, ids[n:n+tracker.PeerIDSize])
+		}
+		b = appendInt(b, "port", int64(e[size-2])<<8|int64(e[size-1]))
+		b = append(b, 'e')
 	}
 	return b
-}
-
-// appendAddr writes a peer's address as text, as a bencoded string.
-func appendAddr(b []byte, p *tracker.Peer) []byte {
-	var buf [64]byte
-	return appendBytes(b, p.Addr.Addr().AppendTo(buf[:0]))
 }
 
 // appendScrape writes a scrape answer. files is sorted in place, as its

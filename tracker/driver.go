@@ -72,9 +72,10 @@ type Conn interface {
 	// and no peers are returned. Otherwise the peer is added or refreshed as
 	// a seeder (a.Left == 0) or a leecher, a Completed event counts one
 	// download the first time a peer sends it, and up to want peers other
-	// than the announcer are appended to resp.Peers (which the caller has
-	// truncated): leechers only for a seeder, peers of the announcer's
-	// address family first. The counts include the announcer.
+	// than the announcer are appended to resp's Peers4/Peers6 (and their ids
+	// to IDs4/IDs6 if a.PeerIDs), which the caller has reset: leechers only
+	// for a seeder, peers of the announcer's address family first. The
+	// counts include the announcer.
 	Announce(ctx context.Context, a *Announce, want int, resp *AnnounceResponse) error
 
 	// Scrape appends the figures of each hash to out, in order; a hash

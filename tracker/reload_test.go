@@ -51,8 +51,8 @@ func TestReloadKeepsSwarms(t *testing.T) {
 	tkr := newTracker(t, config.Default())
 	announce(t, tkr, 1, 0)
 	announce(t, tkr, 2, 0)
-	if r := announce(t, tkr, 3, 5); r.Interval != 30*time.Minute || len(r.Peers) != 2 {
-		t.Fatalf("before the reload: interval %v, %d peers", r.Interval, len(r.Peers))
+	if r := announce(t, tkr, 3, 5); r.Interval != 30*time.Minute || r.NumPeers() != 2 {
+		t.Fatalf("before the reload: interval %v, %d peers", r.Interval, r.NumPeers())
 	}
 	next := config.Default()
 	next.Announce.Duration, next.MinAnnounce.Duration, next.DefaultNumWant = 45*time.Minute, 20*time.Minute, 1
@@ -63,8 +63,8 @@ func TestReloadKeepsSwarms(t *testing.T) {
 		t.Fatal("Config does not return the reloaded configuration, or the old one changed")
 	}
 	r := announce(t, tkr, 3, 5)
-	if r.Interval != 45*time.Minute || r.MinInterval != 20*time.Minute || len(r.Peers) != 1 || r.Complete != 2 || r.Incomplete != 1 {
-		t.Errorf("after the reload: interval %v, min %v, %d peers, counts %+v", r.Interval, r.MinInterval, len(r.Peers), r.Counts)
+	if r.Interval != 45*time.Minute || r.MinInterval != 20*time.Minute || r.NumPeers() != 1 || r.Complete != 2 || r.Incomplete != 1 {
+		t.Errorf("after the reload: interval %v, min %v, %d peers, counts %+v", r.Interval, r.MinInterval, r.NumPeers(), r.Counts)
 	}
 }
 

@@ -72,8 +72,8 @@ func (t *Tracker) Reload(cfg *config.Config) { t.cfg.Store(cfg) }
 // metrics).
 func (t *Tracker) Backend() backend.Conn { return t.backend }
 
-// Announce handles one announce. resp.Peers is reused: its contents are
-// replaced. A ClientError leaves the store unchanged.
+// Announce handles one announce. resp's buffers are reused: their contents
+// are replaced. A ClientError leaves the store unchanged.
 func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceResponse) error {
 	if !a.Addr.IsValid() || a.Addr.Is4In6() {
 		return ErrNoAddress
@@ -114,8 +114,7 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 	if err != nil {
 		return err
 	}
-	resp.Peers = resp.Peers[:0]
-	resp.Change = 0
+	resp.Reset()
 	err = conn.Announce(ctx, a, want, resp)
 	if cerr := conn.Close(); err == nil {
 		err = cerr

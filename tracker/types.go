@@ -75,6 +75,9 @@ type Announce struct {
 	Event      Event
 	// NumWant is the number of peers asked for; negative means "not given".
 	NumWant int
+	// PeerIDs asks for the peers' ids too (AnnounceResponse.IDs4, IDs6),
+	// for answers that carry them.
+	PeerIDs bool
 	// Corrupt is the bytes that failed the hash check (libtorrent, Transmission).
 	Corrupt uint64
 
@@ -120,15 +123,62 @@ const (
 func (c Change) Has(b Change) bool { return c&b == b }
 
 // AnnounceResponse is the tracker's answer to an announce.
+//
+// Peers are handed over packed, in the compact form of BEP 23 and BEP 7
+// (address then port, big-endian), which is how stores keep them and how
+// nearly every client wants them: a store copies bytes, and a frontend
+// writes them out as they are.
 type AnnounceResponse struct {
 	Interval    time.Duration
 	MinInterval time.Duration
 	Counts
-	// Peers holds up to NumWant other peers of the swarm, of either family.
-	// The slice is reused between calls when the caller passes it back.
-	Peers []Peer
+	// Peers4 holds IPv4 peers, 6 bytes each; Peers6 IPv6 peers, 18 bytes each.
+	Peers4, Peers6 []byte
+	// IDs4 and IDs6 hold the peer_ids of Peers4 and Peers6, 20 bytes each,
+	// in the same order; only filled when the announce asked for PeerIDs.
+	IDs4, IDs6 []byte
 	// Change says what the announce did, for statistics.
 	Change Change
+}
+
+// Size of one packed peer of each family, and of a peer_id.
+const (
+	PackedIPv4 = 6
+	PackedIPv6 = 18
+	PeerIDSize = 20
+)
+
+// NumPeers returns the number of peers in the response.
+func (r *AnnounceResponse) NumPeers() int { return len(r.Peers4)/PackedIPv4 + len(r.Peers6)/PackedIPv6 }
+
+// Reset empties the response, keeping its buffers for reuse.
+func (r *AnnounceResponse) Reset() {
+	*r = AnnounceResponse{Peers4: r.Peers4[:0], Peers6: r.Peers6[:0], IDs4: r.IDs4[:0], IDs6: r.IDs6[:0]}
+}
+
+// PeerList unpacks the response's peers, IPv4 first. Meant for tests and
+// tools: it allocates.
+func (r *AnnounceResponse) PeerList() []Peer {
+	var out []Peer
+	unpack := func(packed, ids []byte, size int) {
+		for i := 0; i+size <= len(packed); i += size {
+			e := packed[i : i+size]
+			port := uint16(e[size-2])<<8 | uint16(e[size-1])
+			var p Peer
+			if size == PackedIPv4 {
+				p.Addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte(e)), port)
+			} else {
+				p.Addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte(e)), port)
+			}
+			if n := i / size * PeerIDSize; n+PeerIDSize <= len(ids) {
+				p.ID = PeerID(ids[n : n+PeerIDSize])
+			}
+			out = append(out, p)
+		}
+	}
+	unpack(r.Peers4, r.IDs4, PackedIPv4)
+	unpack(r.Peers6, r.IDs6, PackedIPv6)
+	return out
 }
 
 // Scrape holds one torrent's figures in a scrape answer.

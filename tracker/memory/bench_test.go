@@ -25,7 +25,7 @@ func BenchmarkAnnounce(b *testing.B) {
 	for b.Loop() {
 		i++
 		a.PeerID = ids[i%len(ids)]
-		resp.Peers = resp.Peers[:0]
+		resp.Reset()
 		if err := s.Announce(context.Background(), &a, 50, &resp); err != nil {
 			b.Fatal(err)
 		}

@@ -246,13 +246,13 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 	resp.Counts = w.counts()
 
 	if want > 0 {
-		p := picker{self: i, uid: a.UserID, seeder: seeder, want: want}
+		p := picker{self: i, uid: a.UserID, seeder: seeder, want: want, ids: a.PeerIDs}
 		if bits := s.p.PreferredSubnet(v6); bits > 0 {
 			p.subnet, p.bits = l.addr(i), bits
 		}
 		// The announcer's own family first: those are the peers it can reach.
-		resp.Peers = p.pick(resp.Peers, l)
-		if other := w.list(!v6, false, false); other != nil && len(resp.Peers) < want && !s.p.RespectAF {
+		p.pick(resp, l)
+		if other := w.list(!v6, false, false); other != nil && p.n < want && !s.p.RespectAF {
 			p.self, p.subnet = -1, nil
 			if s.p.DualStacked {
 				// A dual-stacked peer was handed out by its own-family
@@ -263,7 +263,7 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 					p.skipTwins = true
 				}
 			}
-			resp.Peers = p.pick(resp.Peers, other)
+			p.pick(resp, other)
 		}
 	}
 	return nil
@@ -275,6 +275,8 @@ type picker struct {
 	uid    uint32 // the announcer's user: its other peers are skipped (private stores)
 	seeder bool   // a seeder gets leechers only
 	want   int
+	ids    bool // hand out peer_ids too
+	n      int  // peers handed out so far
 
 	// Preferred subnet: peers whose address shares the first bits bits with
 	// subnet come first.
@@ -286,21 +288,25 @@ type picker struct {
 	seed      maphash.Seed
 }
 
-// pick appends peers of l to dst until dst holds p.want. It starts at a
-// random record and walks on, so that every peer is handed out about as
+// pick appends peers of l to resp until p.want are handed out. It starts at
+// a random record and walks on, so that every peer is handed out about as
 // often; with a preferred subnet it walks twice, the subnet's peers first.
-func (p *picker) pick(dst []tracker.Peer, l *peerList) []tracker.Peer {
+func (p *picker) pick(resp *tracker.AnnounceResponse, l *peerList) {
 	lo, n := 0, l.len()
 	if p.seeder {
 		lo = int(l.seeders)
 	}
 	span := n - lo
 	if span <= 0 {
-		return dst
+		return
+	}
+	packed, ids := &resp.Peers4, &resp.IDs4
+	if l.addrLen == 16 {
+		packed, ids = &resp.Peers6, &resp.IDs6
 	}
 	start := rand.IntN(span)
-	for pass := 0; pass < 2 && len(dst) < p.want; pass++ {
-		for k := 0; k < span && len(dst) < p.want; k++ {
+	for pass := 0; pass < 2 && p.n < p.want; pass++ {
+		for k := 0; k < span && p.n < p.want; k++ {
 			j := lo + (start+k)%span
 			if p.subnet != nil && sameSubnet(l.addr(j), p.subnet, p.bits) != (pass == 0) {
 				continue
@@ -310,13 +316,17 @@ func (p *picker) pick(dst []tracker.Peer, l *peerList) []tracker.Peer {
 				(p.twinsIn != nil && p.twinsIn.find((*tracker.PeerID)(l.id(j)), p.seed) >= 0) {
 				continue
 			}
-			dst = append(dst, l.peer(j))
+			// The record's address and port are the packed form already.
+			*packed = append(*packed, l.compact(j)...)
+			if p.ids {
+				*ids = append(*ids, l.id(j)...)
+			}
+			p.n++
 		}
 		if p.subnet == nil {
 			break
 		}
 	}
-	return dst
 }
 
 // sameSubnet reports whether addresses a and b share their first bits bits.

@@ -3,7 +3,6 @@ package memory
 import (
 	"encoding/binary"
 	"hash/maphash"
-	"net/netip"
 
 	"github.com/chihaya/chihaya/tracker"
 )
@@ -62,12 +61,13 @@ func newPeerList(v6, private bool) peerList {
 	return l
 }
 
-func (l *peerList) len() int          { return len(l.recs) / int(l.stride) }
-func (l *peerList) leechers() int     { return l.len() - int(l.seeders) }
-func (l *peerList) rec(i int) []byte  { s := int(l.stride); return l.recs[i*s : i*s+s : i*s+s] }
-func (l *peerList) id(i int) []byte   { return l.rec(i)[:offAddr] }
-func (l *peerList) offSeen() int      { return offAddr + int(l.addrLen) + 2 }
-func (l *peerList) addr(i int) []byte { return l.rec(i)[offAddr : offAddr+int(l.addrLen)] }
+func (l *peerList) len() int             { return len(l.recs) / int(l.stride) }
+func (l *peerList) leechers() int        { return l.len() - int(l.seeders) }
+func (l *peerList) rec(i int) []byte     { s := int(l.stride); return l.recs[i*s : i*s+s : i*s+s] }
+func (l *peerList) id(i int) []byte      { return l.rec(i)[:offAddr] }
+func (l *peerList) offSeen() int         { return offAddr + int(l.addrLen) + 2 }
+func (l *peerList) addr(i int) []byte    { return l.rec(i)[offAddr : offAddr+int(l.addrLen)] }
+func (l *peerList) compact(i int) []byte { return l.rec(i)[offAddr : offAddr+int(l.addrLen)+2] }
 
 // seen returns record i's last announce time.
 func (l *peerList) seen(i int) uint32 {
@@ -97,19 +97,6 @@ func (l *peerList) uid(i int) uint32 {
 		return 0
 	}
 	return binary.LittleEndian.Uint32(l.rec(i)[l.offSeen()+4:])
-}
-
-// peer returns record i as a tracker.Peer.
-func (l *peerList) peer(i int) tracker.Peer {
-	r := l.rec(i)
-	p := tracker.Peer{ID: tracker.PeerID(r[:offAddr])}
-	port := binary.BigEndian.Uint16(r[offAddr+int(l.addrLen):])
-	if l.addrLen == 4 {
-		p.Addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte(r[offAddr:])), port)
-	} else {
-		p.Addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte(r[offAddr:])), port)
-	}
-	return p
 }
 
 // set writes the announcer's address, port, user and time into record i,

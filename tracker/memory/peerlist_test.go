@@ -70,8 +70,8 @@ func check(t *testing.T, step int, l *peerList, model map[int]bool, seed maphash
 		if i < 0 {
 			t.Fatalf("step %d: peer %d lost", step, n)
 		}
-		if got := l.peer(i); got.ID != id || got.Addr.Port() != uint16(n+1) {
-			t.Fatalf("step %d: peer %d found as %v", step, n, got)
+		if got := l.compact(i); string(l.id(i)) != string(id[:]) || got[len(got)-1] != byte(n+1) {
+			t.Fatalf("step %d: peer %d found as %q %q", step, n, l.id(i), got)
 		}
 		if l.hasUID && l.uid(i) != uint32(n+7) {
 			t.Fatalf("step %d: peer %d has user %d", step, n, l.uid(i))

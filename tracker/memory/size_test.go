@@ -27,7 +27,7 @@ func loadBench(tb testing.TB, s *Store, peers, torrents int) {
 		if i%10 < 3 {
 			a.Left = 0
 		}
-		resp.Peers = resp.Peers[:0]
+		resp.Reset()
 		if err := s.Announce(context.Background(), &a, 0, &resp); err != nil {
 			tb.Fatal(err)
 		}

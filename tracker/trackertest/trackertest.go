@@ -88,13 +88,26 @@ func Seeder(h tracker.InfoHash, n int, addr string) *tracker.Announce {
 	return a
 }
 
-func announce(t *testing.T, c tracker.Conn, a *tracker.Announce, want int) *tracker.AnnounceResponse {
+// result is an announce's response with its peers unpacked.
+type result struct {
+	*tracker.AnnounceResponse
+	Peers []tracker.Peer
+}
+
+// announce asks for peer ids too, and checks they match the packed peers.
+func announce(t *testing.T, c tracker.Conn, a *tracker.Announce, want int) result {
 	t.Helper()
 	var r tracker.AnnounceResponse
+	a.PeerIDs = true
 	if err := c.Announce(ctx, a, want, &r); err != nil {
 		t.Fatalf("Announce: %v", err)
 	}
-	return &r
+	if len(r.Peers4)%tracker.PackedIPv4 != 0 || len(r.Peers6)%tracker.PackedIPv6 != 0 ||
+		len(r.IDs4) != len(r.Peers4)/tracker.PackedIPv4*tracker.PeerIDSize ||
+		len(r.IDs6) != len(r.Peers6)/tracker.PackedIPv6*tracker.PeerIDSize {
+		t.Fatalf("packed peers of %d and %d bytes with ids of %d and %d bytes", len(r.Peers4), len(r.Peers6), len(r.IDs4), len(r.IDs6))
+	}
+	return result{&r, r.PeerList()}
 }
 
 func scrape(t *testing.T, c tracker.Conn, h tracker.InfoHash) tracker.Counts {
@@ -257,8 +270,15 @@ func testFamilies(t *testing.T, c tracker.Conn) {
 		t.Errorf("second peer %v %q, want %v %q", got, r.Peers[1].ID, want, ID(2))
 	}
 	r = announce(t, c, Leecher(h, 4, "2001:db8::4"), 50)
-	if len(r.Peers) != 3 || !r.Peers[0].Addr.Addr().Is6() {
-		t.Errorf("IPv6 announcer got %v, want IPv6 peers first", r.Peers)
+	if len(r.Peers) != 3 {
+		t.Errorf("IPv6 announcer got %v, want all three others", r.Peers)
+	}
+	// With room for one, an announcer gets a peer of its own family.
+	if r = announce(t, c, Leecher(h, 4, "2001:db8::4"), 1); len(r.Peers) != 1 || !r.Peers[0].Addr.Addr().Is6() {
+		t.Errorf("IPv6 announcer with numwant 1 got %v, want the IPv6 peer", r.Peers)
+	}
+	if r = announce(t, c, Leecher(h, 3, "10.9.9.9"), 1); len(r.Peers) != 1 || r.Peers[0].ID != ID(1) {
+		t.Errorf("IPv4 announcer with numwant 1 got %v, want IPv4 peer 1", r.Peers)
 	}
 }
 
