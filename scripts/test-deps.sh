@@ -9,6 +9,7 @@ set -euo pipefail
 needs=(
   "mktorrent mktorrent"
   "mariadbd mariadb-server"
+  "nginx nginx"
 )
 
 missing=()
