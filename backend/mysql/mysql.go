@@ -192,6 +192,8 @@ type Conn struct {
 	// commit commits a flush's transaction; tests replace it to lose
 	// answers.
 	commit func(*sql.Tx) error
+	// duringReload, if set, runs while Reload reads the database (tests).
+	duringReload func()
 
 	flushErrors atomic.Uint64
 	dropped     atomic.Uint64

@@ -332,6 +332,9 @@ func (c *Conn) Reload(ctx context.Context) error {
 	s.mu.Lock()
 	s.reloading++
 	s.mu.Unlock()
+	if c.duringReload != nil {
+		c.duringReload()
+	}
 	l, err := c.load(ctx)
 
 	s.mu.Lock()
