@@ -32,6 +32,11 @@ unit:
 	# allocation tests cannot run under -race (it makes sync.Pool drop items)
 	$(GO) test -count=1 -run Allocates ./...
 
+## e2e: real BitTorrent clients (aria2, transmission-cli) share a file
+## through the tracker on loopback; installs missing tools with apt-get
+e2e:
+	bash e2e/run.sh
+
 ## bench: the hot-path benchmarks, with allocations
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,541 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317 # functions are called indirectly (run_case, traps)
+# End-to-end suite: real BitTorrent clients (aria2 and transmission-cli) share
+# a random file through a freshly built tracker, and the tracker's scrape must
+# show the swarm as it really is. Run it with `make e2e`.
+#
+# Everything stays on 127.0.0.1: the tracker listens there, the torrents
+# announce there, and DHT, PEX, local peer discovery and port mapping are off
+# in both clients, so the only way a leecher finds the seeder is the tracker.
+# Every client runs under `timeout -k` and is stopped by its PID; nothing is
+# ever killed by name.
+#
+# Missing tools are installed with apt-get when running as root on Debian;
+# otherwise the suite fails and names the packages to install. With CI=true a
+# missing tool is a failure too, never a skip.
+#
+# Environment: GO (go command, default "go"); E2E_KEEP=1 keeps the work
+# directory (it is always kept after a failure).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+E2E=$ROOT/e2e
+GO=${GO:-go}
+TOOL="python3 $E2E/tracker_tool.py"
+
+# Short intervals, so that a whole case takes seconds: clients re-announce
+# every 2 s and a silent peer is gone after 6 s (the reaper runs every 1.5 s).
+ANNOUNCE=2s
+MIN_ANNOUNCE=1s
+PEER_LIFETIME=6s
+EXPIRY_WAIT=20 # seconds to wait for a swarm to empty (lifetime + reaper + slack)
+TRANSFER_WAIT=75 # seconds a leecher may take to end with the whole file
+
+PASSED=0
+FAILED=0
+SUITE_START=$SECONDS
+
+pass() { PASSED=$((PASSED + 1)); echo "PASS $1"; }
+fail() {
+	FAILED=$((FAILED + 1))
+	echo "FAIL $1"
+	shift
+	local line
+	for line in "$@"; do echo "     $line"; done
+}
+note() { printf '  [%3ds] %s\n' $((SECONDS - SUITE_START)) "$*"; }
+
+# finish: stop everything, then end with the summary line.
+finish() {
+	trap - EXIT INT TERM
+	cleanup
+	echo "$PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+	exit $?
+}
+
+# --------------------------------------------------------------------------
+# Tools
+# --------------------------------------------------------------------------
+
+# command:package pairs. Go is not installed from apt: Debian's is older than
+# the go.mod requires.
+REQUIRED="aria2c:aria2 transmission-cli:transmission-cli mktorrent:mktorrent python3:python3 timeout:coreutils cmp:diffutils"
+
+missing_packages() {
+	local pair out=""
+	for pair in $REQUIRED; do
+		command -v "${pair%%:*}" >/dev/null 2>&1 || out="$out ${pair#*:}"
+	done
+	echo "${out# }"
+}
+
+ensure_tools() {
+	local pkgs
+	pkgs=$(missing_packages)
+	if [ -n "$pkgs" ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "installing: $pkgs"
+		export DEBIAN_FRONTEND=noninteractive
+		# shellcheck disable=SC2086
+		if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends $pkgs; } >"${TMPDIR:-/tmp}/chihaya-e2e-apt.log" 2>&1; then
+			tail -n 20 "${TMPDIR:-/tmp}/chihaya-e2e-apt.log"
+		fi
+		pkgs=$(missing_packages)
+	fi
+	if [ -n "$pkgs" ]; then
+		fail "setup: missing tools${CI:+ (CI=$CI: a missing client is a failure, not a skip)}" \
+			"install them with: apt-get install -y --no-install-recommends $pkgs"
+		finish
+	fi
+	if ! command -v "$GO" >/dev/null 2>&1; then
+		fail "setup: no Go toolchain ($GO)" "install the Go version go.mod names"
+		finish
+	fi
+}
+
+# --------------------------------------------------------------------------
+# Processes: each started in the background, remembered by PID, stopped by
+# PID in cleanup.
+# --------------------------------------------------------------------------
+
+WORK=""
+TRACKER_PID=""
+CLIENT_PIDS=()
+
+cleanup() {
+	local pid
+	for pid in "${CLIENT_PIDS[@]}"; do
+		# Signals sent to timeout(1) reach its child, and arm its -k.
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${CLIENT_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+	CLIENT_PIDS=()
+	if [ -n "$TRACKER_PID" ]; then
+		kill -TERM "$TRACKER_PID" 2>/dev/null
+		wait "$TRACKER_PID" 2>/dev/null
+		TRACKER_PID=""
+	fi
+	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+		if [ "${E2E_KEEP:-0}" = 1 ] || [ "$FAILED" -gt 0 ]; then
+			echo "work directory kept: $WORK"
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+}
+trap cleanup EXIT
+trap 'echo "interrupted"; FAILED=$((FAILED + 1)); finish' INT TERM
+
+forget_pid() {
+	local keep=() p
+	for p in "${CLIENT_PIDS[@]}"; do [ "$p" != "$1" ] && keep+=("$p"); done
+	CLIENT_PIDS=("${keep[@]}")
+}
+
+# child_of PID: the PID of PID's (first) child, i.e. the client that a
+# timeout(1) process runs.
+child_of() {
+	local parent=$1 c="" f line fields
+	if [ -r "/proc/$parent/task/$parent/children" ]; then
+		read -r c _ <"/proc/$parent/task/$parent/children"
+	fi
+	if [ -z "$c" ]; then
+		for f in /proc/[0-9]*/stat; do
+			read -r line <"$f" 2>/dev/null || continue
+			# After "pid (comm) " come state, ppid, ...
+			read -ra fields <<<"${line##*) }"
+			if [ "${fields[1]:-}" = "$parent" ]; then
+				c=${line%% *}
+				break
+			fi
+		done
+	fi
+	echo "$c"
+}
+
+# The next three set RC to the exit status of the timeout(1) wrapper. (Not
+# printed: `wait` only works in this shell, not in a $(...) subshell.)
+RC=""
+
+# stop_client PID SIGNAL: send SIGNAL to the timeout(1) wrapper (which hands
+# it to the client and arms its -k) and wait.
+stop_client() {
+	local pid=$1 sig=$2
+	kill "-$sig" "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	RC=$?
+	forget_pid "$pid"
+}
+
+# vanish_client PID: kill -9 the client itself (not its timeout wrapper), so
+# that it sends nothing more to the tracker.
+vanish_client() {
+	local pid=$1 child
+	child=$(child_of "$pid")
+	if [ -n "$child" ]; then
+		kill -KILL "$child" 2>/dev/null
+	else
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	wait "$pid" 2>/dev/null
+	RC=$?
+	forget_pid "$pid"
+}
+
+# wait_client PID: wait for a client to end on its own.
+wait_client() {
+	local pid=$1
+	wait "$pid" 2>/dev/null
+	RC=$?
+	forget_pid "$pid"
+}
+
+# --------------------------------------------------------------------------
+# Tracker
+# --------------------------------------------------------------------------
+
+BIN=""
+TRACKER_PORT=""
+ADMIN_PORT=""
+TRACKER_LOG=""
+
+build_tracker() {
+	BIN=$WORK/chihaya
+	if ! (cd "$ROOT" && "$GO" build -o "$BIN" ./cmd/chihaya) >"$WORK/build.log" 2>&1; then
+		fail "build: go build ./cmd/chihaya" "$(tail -n 20 "$WORK/build.log")"
+		finish
+	fi
+	pass "build: go build ./cmd/chihaya"
+}
+
+# start_tracker NAME [EXTRA_JSON]: start the daemon on free loopback ports
+# with short intervals. EXTRA_JSON is spliced into the config object (e.g.
+# '"private_tracker": true,' for a private-mode case).
+start_tracker() {
+	local name=$1 extra=${2:-} dir=$WORK/$1
+	mkdir -p "$dir"
+	read -r TRACKER_PORT ADMIN_PORT <<<"$($TOOL free-ports 2)"
+	cat >"$dir/config.json" <<EOF
+{
+  "addr": "127.0.0.1:$TRACKER_PORT",
+  "admin_addr": "127.0.0.1:$ADMIN_PORT",
+  $extra
+  "announce": "$ANNOUNCE",
+  "min_announce": "$MIN_ANNOUNCE",
+  "peer_lifetime": "$PEER_LIFETIME",
+  "purge_inactive_torrents": true
+}
+EOF
+	TRACKER_LOG=$dir/tracker.log
+	"$BIN" -config "$dir/config.json" -v=3 2>"$TRACKER_LOG" &
+	TRACKER_PID=$!
+	if ! $TOOL wait-up "http://127.0.0.1:$ADMIN_PORT/check" 10 >/dev/null; then
+		fail "$name: tracker starts and answers /check" "$(tail -n 20 "$TRACKER_LOG")"
+		return 1
+	fi
+	note "tracker pid $TRACKER_PID on 127.0.0.1:$TRACKER_PORT (admin $ADMIN_PORT)"
+}
+
+# stop_tracker NAME: SIGTERM by PID; it must shut down cleanly, must not have
+# logged an error or a panic, and must have answered every request without a
+# failure reason.
+stop_tracker() {
+	local name=$1 rc bad
+	kill -TERM "$TRACKER_PID" 2>/dev/null
+	wait "$TRACKER_PID" 2>/dev/null
+	rc=$?
+	TRACKER_PID=""
+	if [ "$rc" -eq 0 ] && grep -q 'shut down cleanly' "$TRACKER_LOG"; then
+		pass "$name: tracker shuts down cleanly on SIGTERM"
+	else
+		fail "$name: tracker shuts down cleanly on SIGTERM (rc $rc)" "$(tail -n 10 "$TRACKER_LOG")"
+	fi
+	# -v=3 logs each request as "GET /path?query from addr: <error or <nil>>".
+	bad=$({
+		grep -E '^[EF][0-9]|panic' "$TRACKER_LOG"
+		grep 'http\.go.*GET /' "$TRACKER_LOG" | grep -v ': <nil>$'
+	} | head -n 10)
+	local n
+	n=$(grep -c 'http.go.*GET /' "$TRACKER_LOG")
+	if [ -z "$bad" ] && [ "$n" -gt 0 ]; then
+		pass "$name: tracker answered all $n requests without an error"
+	else
+		fail "$name: tracker answered all $n requests without an error" "$bad"
+	fi
+}
+
+# check_loopback_only: every request the tracker saw came from 127.0.0.1,
+# and aria2 (whose info log names each connection) connected to nothing else.
+check_loopback_only() {
+	local bad
+	bad=$({
+		grep 'http\.go.*GET /' "$WORK"/*/tracker.log | grep -v ' from 127\.0\.0\.1:[0-9]*: '
+		cat "$WORK"/*/aria2-*.log.debug 2>/dev/null | grep -oE 'Connecting to [^ ]+' | grep -v 'Connecting to 127\.0\.0\.1:'
+	} | head -n 10)
+	if [ -z "$bad" ]; then
+		pass "loopback only: the tracker saw only 127.0.0.1, aria2 connected only to 127.0.0.1"
+	else
+		fail "loopback only" "$bad"
+	fi
+}
+
+# tracker_saw PORT EVENT: whether the tracker logged an announce with
+# event=EVENT from the client listening on PORT (-v=3 logs every request).
+# (No grep -q at the end of the pipeline: exiting at the first match would
+# SIGPIPE the greps before it, and pipefail would turn that into a "no".)
+tracker_saw() {
+	grep 'http\.go.*GET /announce?' "$TRACKER_LOG" | grep -E "[?&]port=$1([& ]|$)" |
+		grep -E "[?&]event=$2([& ]|$)" >/dev/null
+}
+
+scrape_url() { echo "http://127.0.0.1:$TRACKER_PORT/scrape"; }
+announce_url() { echo "http://127.0.0.1:$TRACKER_PORT/announce"; }
+
+# expect_scrape CHECK HASH SECONDS COND...: poll the scrape until the
+# conditions hold; PASS or FAIL named CHECK.
+expect_scrape() {
+	local check=$1 hash=$2 secs=$3 out
+	shift 3
+	if out=$($TOOL wait-scrape "$(scrape_url)" "$hash" "$secs" "$@" 2>&1); then
+		pass "$check ($out)"
+		return 0
+	fi
+	fail "$check" "$out"
+	return 1
+}
+
+# --------------------------------------------------------------------------
+# Clients. Each runs under timeout -k on its own port, in the background;
+# the function sets CLIENT (the timeout wrapper's PID) and records it.
+# --------------------------------------------------------------------------
+
+CLIENT=""
+
+# Clients run without proxy variables: aria2 and Transmission's libcurl would
+# otherwise send the loopback tracker requests to a proxy.
+NO_PROXY_ENV=(env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY
+	-u ftp_proxy -u FTP_PROXY)
+
+# aria2 DIR TORRENT PORT LOG SECONDS [extra options]
+aria2() {
+	local dir=$1 torrent=$2 port=$3 log=$4 secs=$5
+	shift 5
+	timeout -k 5 "$secs" "${NO_PROXY_ENV[@]}" aria2c --no-conf=true --dir="$dir" \
+		--enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false \
+		--disable-ipv6=true --interface=127.0.0.1 --listen-port="$port" --seed-ratio=0.0 \
+		--file-allocation=none --summary-interval=0 --console-log-level=notice \
+		--log="$log.debug" --log-level=info \
+		"$@" "$torrent" >"$log" 2>&1 </dev/null &
+	CLIENT=$!
+	CLIENT_PIDS+=("$CLIENT")
+}
+
+# transmission CFGDIR DIR TORRENT PORT LOG SECONDS: SIGINT ends it.
+transmission() {
+	local cfg=$1 dir=$2 torrent=$3 port=$4 log=$5 secs=$6
+	mkdir -p "$cfg"
+	sed "s/\"peer-port\": [0-9]*/\"peer-port\": $port/" "$E2E/transmission-settings.json" >"$cfg/settings.json"
+	timeout -s INT -k 10 "$secs" "${NO_PROXY_ENV[@]}" transmission-cli -g "$cfg" -w "$dir" -p "$port" -M "$torrent" \
+		>"$log" 2>&1 </dev/null &
+	CLIENT=$!
+	CLIENT_PIDS+=("$CLIENT")
+}
+
+# --------------------------------------------------------------------------
+# Shared steps
+# --------------------------------------------------------------------------
+
+# make_payload DIR: a 1-4 MiB random file whose size is not a multiple of the
+# piece size, so that the last piece is short; prints its path.
+make_payload() {
+	local dir=$1 size
+	mkdir -p "$dir"
+	size=$(((1 + RANDOM % 4) * 1048576 - 1 - RANDOM))
+	head -c "$size" /dev/urandom >"$dir/payload.bin"
+	echo "$dir/payload.bin"
+}
+
+# make_torrent FILE OUT [ANNOUNCE_URL [mktorrent options]]: a torrent
+# announcing to ANNOUNCE_URL (default: the running tracker's /announce);
+# prints its info_hash.
+make_torrent() {
+	local file=$1 out=$2 url=${3:-$(announce_url)}
+	shift 2
+	[ $# -gt 0 ] && shift
+	mktorrent "$@" -a "$url" -o "$out" "$file" >"$out.log" 2>&1 || return 1
+	$TOOL infohash "$out"
+}
+
+# wait_identical WANT GOT SECONDS WATCHPID: wait until GOT is byte-identical
+# to WANT, or the deadline passes, or WATCHPID ends without it.
+wait_identical() {
+	local want=$1 got=$2 secs=$3 watch=$4 deadline=$((SECONDS + $3))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		[ -f "$got" ] && cmp -s "$want" "$got" && return 0
+		if ! kill -0 "$watch" 2>/dev/null; then
+			[ -f "$got" ] && cmp -s "$want" "$got" && return 0
+			return 1
+		fi
+		sleep 0.5
+	done
+	return 1
+}
+
+# show_logs FILE...: the end of each log, for a failed check.
+show_logs() {
+	local f
+	for f in "$@"; do
+		[ -f "$f" ] || continue
+		echo "---- tail of $f"
+		tr '\r' '\n' <"$f" | grep -v '^Progress: ' | grep -v '^$' | tail -n 25
+	done
+}
+
+rc_in() { # rc_in RC ALLOWED...
+	local rc=$1 a
+	shift
+	for a in "$@"; do [ "$rc" = "$a" ] && return 0; done
+	return 1
+}
+
+# --------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------
+
+# Case 1: aria2 seeds, transmission-cli leeches. Afterwards the seeder sends
+# `stopped` (SIGINT, a graceful aria2 shutdown) and the leecher, by then a
+# seeder too, vanishes (kill -9): the swarm must empty by stopped + expiry.
+case_aria2_seeds_transmission_leeches() {
+	local name="aria2->transmission" d=$WORK/case1 payload hash sp lp seeder leecher ok=1
+	mkdir -p "$d"
+	payload=$(make_payload "$d/seed")
+	hash=$(make_torrent "$payload" "$d/test.torrent") || { fail "$name: mktorrent" "$(cat "$d/test.torrent.log")"; return; }
+	read -r sp lp <<<"$($TOOL free-ports 2)"
+	note "$name: $(stat -c %s "$payload") bytes, info_hash $hash, aria2 port $sp, transmission port $lp"
+
+	aria2 "$d/seed" "$d/test.torrent" "$sp" "$d/aria2-seed.log" 150 --check-integrity=true --seed-time=3
+	seeder=$CLIENT
+	expect_scrape "$name: seeder registered (aria2, left=0)" "$hash" 20 complete==1 incomplete==0 ||
+		{ show_logs "$d/aria2-seed.log"; return; }
+
+	transmission "$d/tr-cfg" "$d/leech" "$d/test.torrent" "$lp" "$d/transmission-leech.log" 150
+	leecher=$CLIENT
+	if wait_identical "$payload" "$d/leech/payload.bin" "$TRANSFER_WAIT" "$leecher"; then
+		pass "$name: transmission-cli downloaded a byte-identical file ($((SECONDS - SUITE_START))s)"
+	else
+		fail "$name: transmission-cli downloaded a byte-identical file" "$(show_logs "$d/aria2-seed.log" "$d/transmission-leech.log")"
+		return
+	fi
+
+	# Transmission announces `completed` at its next announce (about 2 s).
+	expect_scrape "$name: scrape after the transfer: 2 seeders, downloaded>=1" "$hash" 10 \
+		complete==2 incomplete==0 downloaded\>=1 || ok=0
+
+	stop_client "$seeder" INT
+	rc_in "$RC" 0 || fail "$name: aria2 seeder exits 0 on SIGINT (rc $RC)" "$(show_logs "$d/aria2-seed.log")"
+	if tracker_saw "$sp" stopped; then
+		expect_scrape "$name: aria2's stopped removes it at once" "$hash" 4 complete==1 incomplete==0 || ok=0
+	else
+		fail "$name: aria2 sent stopped on SIGINT" "no event=stopped from port $sp in $TRACKER_LOG"
+		ok=0
+	fi
+
+	vanish_client "$leecher"
+	rc_in "$RC" 137 || note "$name: transmission wrapper rc $RC after kill -9"
+	expect_scrape "$name: vanished transmission expires; swarm empty" "$hash" "$EXPIRY_WAIT" \
+		complete==0 incomplete==0 || ok=0
+	[ "$ok" = 1 ] || show_logs "$d/aria2-seed.log" "$d/transmission-leech.log"
+}
+
+# Case 2: transmission-cli seeds, aria2 leeches. aria2 seeds for a few
+# seconds after its download (so that it announces `completed`), then ends on
+# its own with `stopped`; transmission is stopped with SIGINT, after which
+# Transmission 3.00 may or may not send `stopped`: either way the swarm must
+# empty, by stopped or by expiry.
+case_transmission_seeds_aria2_leeches() {
+	local name="transmission->aria2" d=$WORK/case2 payload hash sp lp seeder leecher ok=1
+	mkdir -p "$d"
+	payload=$(make_payload "$d/seed")
+	hash=$(make_torrent "$payload" "$d/test.torrent") || { fail "$name: mktorrent" "$(cat "$d/test.torrent.log")"; return; }
+	read -r sp lp <<<"$($TOOL free-ports 2)"
+	note "$name: $(stat -c %s "$payload") bytes, info_hash $hash, transmission port $sp, aria2 port $lp"
+
+	# Transmission checks the file it finds, then announces left=0 (after
+	# its quirky leading `stopped`).
+	transmission "$d/tr-cfg" "$d/seed" "$d/test.torrent" "$sp" "$d/transmission-seed.log" 150
+	seeder=$CLIENT
+	expect_scrape "$name: seeder registered (transmission, left=0)" "$hash" 20 complete==1 incomplete==0 ||
+		{ show_logs "$d/transmission-seed.log"; return; }
+
+	# --seed-time is in minutes: 0.25 = 15 s of seeding after the download.
+	aria2 "$d/leech" "$d/test.torrent" "$lp" "$d/aria2-leech.log" 150 --seed-time=0.25
+	leecher=$CLIENT
+	if wait_identical "$payload" "$d/leech/payload.bin" "$TRANSFER_WAIT" "$leecher"; then
+		pass "$name: aria2 downloaded a byte-identical file ($((SECONDS - SUITE_START))s)"
+	else
+		fail "$name: aria2 downloaded a byte-identical file" "$(show_logs "$d/transmission-seed.log" "$d/aria2-leech.log")"
+		return
+	fi
+
+	expect_scrape "$name: scrape after the transfer: 2 seeders, downloaded>=1" "$hash" 10 \
+		complete==2 incomplete==0 downloaded\>=1 || ok=0
+
+	wait_client "$leecher"
+	rc_in "$RC" 0 || fail "$name: aria2 ends 0 when its seed time is over (rc $RC)" "$(show_logs "$d/aria2-leech.log")"
+	if tracker_saw "$lp" completed && tracker_saw "$lp" stopped; then
+		expect_scrape "$name: aria2's stopped removes it at once" "$hash" 4 complete==1 incomplete==0 || ok=0
+	else
+		fail "$name: aria2 sent completed, then stopped at the end of its seed time" \
+			"completed: $(tracker_saw "$lp" completed && echo yes || echo no), stopped: $(tracker_saw "$lp" stopped && echo yes || echo no)"
+		ok=0
+	fi
+
+	# transmission-cli ends on SIGINT: 0 (or 130) when we send it, 124 had
+	# timeout(1) sent it first.
+	stop_client "$seeder" INT
+	rc_in "$RC" 0 124 130 || fail "$name: transmission-cli ends on SIGINT (rc $RC)" "$(show_logs "$d/transmission-seed.log")"
+	expect_scrape "$name: stopped transmission leaves (stopped or expiry); swarm empty" "$hash" "$EXPIRY_WAIT" \
+		complete==0 incomplete==0 || ok=0
+	[ "$ok" = 1 ] || show_logs "$d/transmission-seed.log" "$d/aria2-leech.log"
+}
+
+# PRIVATE MODE GOES HERE (not implemented yet): one more case function,
+# e.g. case_private_passkey, run by main against its own tracker
+#   start_tracker private '"private_tracker": true, ...'
+# with a registered user, and a private (BEP 27) torrent made with
+#   make_torrent "$payload" "$d/test.torrent" \
+#     "http://127.0.0.1:$TRACKER_PORT/<32-character passkey>/announce" -p
+# then the same seeder/leecher/scrape checks as above (scraping at
+# /<passkey>/scrape), plus an unknown passkey that must get a failure reason.
+
+# run_case FUNCTION: run one case, then stop (by PID) any client it left
+# running, e.g. after an early failure.
+run_case() {
+	"$1"
+	local pid
+	for pid in "${CLIENT_PIDS[@]}"; do
+		stop_client "$pid" TERM
+	done
+}
+
+# --------------------------------------------------------------------------
+
+main() {
+	echo "chihaya end-to-end suite (aria2, transmission-cli; loopback only)"
+	ensure_tools
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/chihaya-e2e.XXXXXX")
+	build_tracker
+
+	if start_tracker public; then
+		run_case case_aria2_seeds_transmission_leeches
+		run_case case_transmission_seeds_aria2_leeches
+		stop_tracker public
+	fi
+	# Private mode: start_tracker private ..., run_case case_private_passkey,
+	# stop_tracker private (see PRIVATE MODE GOES HERE above).
+	check_loopback_only
+	note "done"
+	finish
+}
+
+main "$@"
