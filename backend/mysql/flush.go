@@ -3,7 +3,9 @@ package mysql
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -19,21 +21,35 @@ import (
 // chunkRows is the most rows one statement carries.
 const chunkRows = 500
 
-// flushLogDDL is the one table of the tracker's own: the sequence number of
-// the last flush committed, written in every flush's transaction.
-const flushLogDDL = "CREATE TABLE IF NOT EXISTS chihaya_flush (id tinyint NOT NULL PRIMARY KEY, seq bigint NOT NULL) ENGINE=InnoDB"
+// flushLogDDL is the one table of the tracker's own: per running tracker
+// (instance), the sequence number of its last flush committed, written in
+// every flush's transaction.
+const flushLogDDL = "CREATE TABLE IF NOT EXISTS chihaya_flush (instance char(32) NOT NULL PRIMARY KEY," +
+	" seq bigint NOT NULL, updated datetime NOT NULL) ENGINE=InnoDB"
 
 func (c *Conn) initFlushLog(ctx context.Context) error {
 	if _, err := c.db.ExecContext(ctx, flushLogDDL); err != nil {
 		return fmt.Errorf("creating the flush log (grant CREATE or run %q): %w", flushLogDDL, err)
 	}
-	if _, err := c.db.ExecContext(ctx, "INSERT IGNORE INTO chihaya_flush (id, seq) VALUES (1, 0)"); err != nil {
+	// Rows of trackers that died long ago.
+	if _, err := c.db.ExecContext(ctx, "DELETE FROM chihaya_flush WHERE updated < NOW() - INTERVAL 30 DAY"); err != nil {
+		return fmt.Errorf("cleaning the flush log: %w", err)
+	}
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return err
+	}
+	c.instance = hex.EncodeToString(id[:])
+	if _, err := c.db.ExecContext(ctx, "INSERT INTO chihaya_flush (instance, seq, updated) VALUES (?, 0, NOW())", c.instance); err != nil {
 		return fmt.Errorf("initialising the flush log: %w", err)
 	}
-	if err := c.db.QueryRowContext(ctx, "SELECT seq FROM chihaya_flush WHERE id = 1").Scan(&c.seq); err != nil {
-		return fmt.Errorf("reading the flush log: %w", err)
-	}
 	return nil
+}
+
+// dropFlushLog removes this tracker's row once nothing is in doubt.
+func (c *Conn) dropFlushLog(ctx context.Context) error {
+	_, err := c.db.ExecContext(ctx, "DELETE FROM chihaya_flush WHERE instance = ?", c.instance)
+	return err
 }
 
 // Flush writes every queued row now, in one transaction. On failure the
@@ -80,9 +96,9 @@ func (c *Conn) write(ctx context.Context, b *batch) error {
 	// lock until the server has committed or rolled it back, so what is
 	// read here is its final outcome.
 	var cur int64
-	err = tx.QueryRowContext(ctx, "SELECT seq FROM chihaya_flush WHERE id = 1 FOR UPDATE").Scan(&cur)
-	if errors.Is(err, sql.ErrNoRows) {
-		_, err = tx.ExecContext(ctx, "INSERT INTO chihaya_flush (id, seq) VALUES (1, 0)")
+	err = tx.QueryRowContext(ctx, "SELECT seq FROM chihaya_flush WHERE instance = ? FOR UPDATE", c.instance).Scan(&cur)
+	if errors.Is(err, sql.ErrNoRows) { // deleted by hand
+		_, err = tx.ExecContext(ctx, "INSERT INTO chihaya_flush (instance, seq, updated) VALUES (?, 0, NOW())", c.instance)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("reading the flush log: %w", err))
@@ -105,7 +121,7 @@ func (c *Conn) write(ctx context.Context, b *batch) error {
 		return fail(err)
 	}
 	seq := max(c.seq, cur) + 1
-	if _, err := tx.ExecContext(ctx, "UPDATE chihaya_flush SET seq = ? WHERE id = 1", seq); err != nil {
+	if _, err := tx.ExecContext(ctx, "UPDATE chihaya_flush SET seq = ?, updated = NOW() WHERE instance = ?", seq, c.instance); err != nil {
 		return fail(fmt.Errorf("writing the flush log: %w", err))
 	}
 	c.seq = seq

@@ -184,11 +184,12 @@ type Conn struct {
 	acc  accumulator
 
 	// flushMu serialises flushes (the loop, Flush, Close).
-	flushMu sync.Mutex
-	seq     int64  // last flush sequence number used
-	doubt   *batch // a flush whose COMMIT got no answer, if any
-	doubtSq int64  // its sequence number
-	flying  atomic.Int64
+	flushMu  sync.Mutex
+	instance string // this tracker's row in chihaya_flush
+	seq      int64  // last flush sequence number used
+	doubt    *batch // a flush whose COMMIT got no answer, if any
+	doubtSq  int64  // its sequence number
+	flying   atomic.Int64
 	// commit commits a flush's transaction; tests replace it to lose
 	// answers.
 	commit func(*sql.Tx) error
@@ -381,6 +382,11 @@ func (c *Conn) Close() error {
 		}
 		if err == nil && c.QueueDepth() != 0 {
 			err = fmt.Errorf("%d rows left unwritten", c.QueueDepth())
+		}
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err = c.dropFlushLog(ctx)
+			cancel()
 		}
 		if err != nil {
 			c.closeErr = fmt.Errorf("mysql backend: final flush: %w", err)

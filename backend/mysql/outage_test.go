@@ -128,6 +128,15 @@ func TestUnansweredCommit(t *testing.T) {
 				t.Fatal("the doubtful rows are not counted as queued")
 			}
 			c.commit = func(tx *sql.Tx) error { return tx.Commit() }
+			// Another tracker on the same database flushes meanwhile (as in
+			// an overlapping restart): its flushes do not confuse this one's.
+			other := s.open(nil)
+			uid2 := s.addUser(2)
+			record(t, other,
+				announce{uid: uid2, tid: tid, torrent: 1, peer: 2, left: 1, event: "started"},
+				announce{uid: uid2, tid: tid, torrent: 1, peer: 2, up: 9, left: 1},
+			)
+			flush(t, other)
 			// More traffic meanwhile.
 			record(t, c, announce{uid: uid, tid: tid, torrent: 1, peer: 1, up: 150, down: 10})
 			flush(t, c)
@@ -139,6 +148,18 @@ func TestUnansweredCommit(t *testing.T) {
 			}
 			if f := s.torrentFigures(tid); f.snatched != 1 {
 				t.Errorf("Snatched %d, want 1", f.snatched)
+			}
+			if up, _ := s.credit(uid2); up != 9 {
+				t.Errorf("the other tracker credited %d, want 9", up)
+			}
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := other.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n := s.int("SELECT COUNT(*) FROM chihaya_flush"); n != 0 {
+				t.Errorf("%d flush log rows left after Close", n)
 			}
 		})
 	}
