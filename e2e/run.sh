@@ -76,9 +76,12 @@ ensure_tools() {
 	if [ -n "$pkgs" ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "installing: $pkgs"
 		export DEBIAN_FRONTEND=noninteractive
-		# shellcheck disable=SC2086
-		if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends $pkgs; } >"${TMPDIR:-/tmp}/chihaya-e2e-apt.log" 2>&1; then
-			tail -n 20 "${TMPDIR:-/tmp}/chihaya-e2e-apt.log"
+		local aptlog="${TMPDIR:-/tmp}/chihaya-e2e-apt.log"
+		# shellcheck disable=SC2086 # $pkgs is a list of package names
+		if { apt-get update -qq && apt-get install -y -qq --no-install-recommends $pkgs; } >"$aptlog" 2>&1; then
+			rm -f "$aptlog"
+		else
+			tail -n 20 "$aptlog"
 		fi
 		pkgs=$(missing_packages)
 	fi
