@@ -14,6 +14,7 @@ import (
 
 	"github.com/chihaya/chihaya"
 	"github.com/chihaya/chihaya/config"
+	"github.com/chihaya/chihaya/internal/systemd"
 )
 
 // buildDaemon builds the command into a temporary directory.
@@ -221,4 +222,144 @@ func TestSocketActivation(t *testing.T) {
 		}
 	}
 	expectNotify(t, sock, "READY=1")
+}
+
+// systemdTool finds one of systemd's programs. Missing, it fails the test
+// under CI and skips it elsewhere.
+func systemdTool(t *testing.T, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed: CI must run this test (Debian package systemd; `make test` installs it as root)", name)
+	}
+	t.Skipf("%s is not installed: install the Debian package systemd to run this test", name)
+	return ""
+}
+
+// unitFile reads a systemd unit into "Section.Key" → values.
+func unitFile(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := map[string][]string{}
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || line[0] == '#':
+		case line[0] == '[':
+			section = strings.Trim(line, "[]")
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				t.Fatalf("%s: line %q", path, line)
+			}
+			unit[section+"."+k] = append(unit[section+"."+k], v)
+		}
+	}
+	return unit
+}
+
+// TestSystemdUnits checks the shipped units say what the daemon expects
+// (Type=notify, sockets named public and admin, SIGHUP for reload) and
+// the hardening, and has systemd-analyze verify them.
+func TestSystemdUnits(t *testing.T) {
+	svc := unitFile(t, "dist/systemd/chihaya.service")
+	for key, want := range map[string]string{
+		"Service.Type":                    "notify",
+		"Service.ExecReload":              "/bin/kill -HUP $MAINPID",
+		"Service.Restart":                 "on-failure",
+		"Service.DynamicUser":             "yes",
+		"Service.NoNewPrivileges":         "yes",
+		"Service.ProtectSystem":           "strict",
+		"Service.ProtectHome":             "yes",
+		"Service.PrivateTmp":              "yes",
+		"Service.PrivateDevices":          "yes",
+		"Service.ProtectKernelTunables":   "yes",
+		"Service.ProtectKernelModules":    "yes",
+		"Service.RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+		"Service.CapabilityBoundingSet":   "",
+		"Service.MemoryDenyWriteExecute":  "yes",
+		"Service.LockPersonality":         "yes",
+		"Service.SystemCallFilter":        "@system-service",
+		"Unit.Requires":                   "chihaya.socket",
+		"Service.ExecStart":               "/usr/local/bin/chihaya -config /etc/chihaya/config.json",
+	} {
+		if got := svc[key]; len(got) != 1 || got[0] != want {
+			t.Errorf("chihaya.service: %s=%q, want %q", key, got, want)
+		}
+	}
+	for file, want := range map[string]map[string]string{
+		"chihaya.socket":       {"Socket.FileDescriptorName": systemd.Public, "Socket.ListenStream": "6881", "Socket.Service": "chihaya.service"},
+		"chihaya-admin.socket": {"Socket.FileDescriptorName": systemd.Admin, "Socket.ListenStream": "127.0.0.1:6880", "Socket.Service": "chihaya.service"},
+	} {
+		unit := unitFile(t, "dist/systemd/"+file)
+		for key, value := range want {
+			if got := unit[key]; len(got) != 1 || got[0] != value {
+				t.Errorf("%s: %s=%q, want %q", file, key, got, value)
+			}
+		}
+	}
+
+	// systemd's own check, with ExecStart pointing at a built binary (it
+	// wants the program to exist).
+	analyze := systemdTool(t, "systemd-analyze")
+	bin := buildDaemon(t)
+	dir := t.TempDir()
+	for _, f := range []string{"chihaya.service", "chihaya.socket", "chihaya-admin.socket"} {
+		b, err := os.ReadFile("dist/systemd/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = []byte(strings.Replace(string(b), "ExecStart=/usr/local/bin/chihaya ", "ExecStart="+bin+" ", 1))
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	cmd := exec.Command(analyze, "verify", "chihaya.service", "chihaya.socket", "chihaya-admin.socket")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	// systemd's exposure score, 0 (locked down) to 10: the units ship at
+	// 1.6; anything above 2 means hardening was lost.
+	cmd = exec.Command(analyze, "security", "--offline=true", "--threshold=20", "--no-pager", "chihaya.service")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("systemd-analyze security: exposure above 2.0 (%v):\n%s", err, out)
+	}
+}
+
+// TestSystemdSocketActivate has systemd's own socket activation tool
+// (systemd-socket-activate) start the binary on two named sockets, as the
+// shipped units do: the first connection starts it, and it serves both.
+func TestSystemdSocketActivate(t *testing.T) {
+	activate := systemdTool(t, "systemd-socket-activate")
+	bin := buildDaemon(t)
+	sock := notifySocket(t)
+	cfgPath := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(cfgPath, []byte(`{"addr": "192.0.2.1:6881", "admin_addr": "192.0.2.1:6880"}`), 0o644)
+	pub, adm := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(activate, "-l", pub, "-l", adm, "--fdname=public:admin", "-E", "NOTIFY_SOCKET", bin, "-config", cfgPath)
+	cmd.Env = daemonEnv()
+	log := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	waitLog(t, log, "Listening on "+adm, 1)
+	// The first connection starts the daemon, which answers it.
+	m := decodeBody(t, rawGet(t, pub, "GET "+announceTarget+" HTTP/1.0\r\n\r\n"))
+	if m["incomplete"] != int64(1) {
+		t.Errorf("announce: %v", m)
+	}
+	expectNotify(t, sock, "READY=1")
+	if resp := rawGet(t, adm, "GET /check HTTP/1.0\r\n\r\n"); !strings.HasSuffix(resp, "STILL-ALIVE") {
+		t.Errorf("/check on the admin socket: %q", resp)
+	}
+	stopDaemon(t, cmd, log, syscall.SIGTERM)
+	expectNotify(t, sock, "STOPPING=1")
 }

@@ -10,6 +10,7 @@ needs=(
   "mktorrent mktorrent"
   "mariadbd mariadb-server"
   "nginx nginx"
+  "systemd-socket-activate systemd"
 )
 
 missing=()
