@@ -181,6 +181,9 @@ func TestTorrentSnatchAndPeerRows(t *testing.T) {
 		if f := s.torrentFigures(tid); f != (torrentFigures{seeders: 2, leechers: 0, snatched: 1, balance: 4000}) {
 			t.Errorf("torrent figures %+v", f)
 		}
+		if n, ok := c.Snatches(tid); !ok || n != 1 {
+			t.Errorf("Snatches %d %v", n, ok)
+		}
 		var (
 			active, announced, completed   int
 			up, down, remaining, timespent int64

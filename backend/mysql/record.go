@@ -385,3 +385,13 @@ func addSat(a, b int64) int64 {
 	}
 	return s
 }
+
+// Snatches is a torrent's snatch count as the site knows it (Snatched at
+// load, plus the snatches recorded since), Ocelot's "downloaded" figure
+// for announces and scrapes; ok is false for a torrent never loaded.
+func (c *Conn) Snatches(torrentID uint32) (n int64, ok bool) {
+	c.acc.mu.Lock()
+	defer c.acc.mu.Unlock()
+	s, ok := c.acc.stats[torrentID]
+	return s.snatched, ok
+}

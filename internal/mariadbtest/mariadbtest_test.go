@@ -82,3 +82,22 @@ func TestStopRestart(t *testing.T) {
 		t.Fatalf("after restart: %v", err)
 	}
 }
+
+func TestMissingBinariesSkipOutsideCI(t *testing.T) {
+	savedServer, savedInstall := serverPaths, installPaths
+	serverPaths, installPaths = []string{"/nonexistent/mariadbd"}, []string{"/nonexistent/mariadb-install-db"}
+	t.Cleanup(func() { serverPaths, installPaths = savedServer, savedInstall })
+	t.Setenv("PATH", t.TempDir())
+	if _, err := newServer(t.TempDir(), false); err != ErrNotInstalled {
+		t.Fatalf("newServer without binaries: %v", err)
+	}
+	t.Setenv("CI", "")
+	var skipped bool
+	t.Run("start", func(t *testing.T) {
+		defer func() { skipped = t.Skipped() }()
+		StartServer(t)
+	})
+	if !skipped {
+		t.Error("a missing server did not skip outside CI")
+	}
+}
