@@ -255,7 +255,7 @@ func reload(tkr *tracker.Tracker, path string) {
 		return
 	}
 	if len(restart) > 0 {
-		glog.Warningf("SIGHUP: %s changed in %s but need a restart: their running values stay until then", strings.Join(restart, ", "), path)
+		glog.Warningf("SIGHUP: %s changed in %s: only a restart applies such keys; the running values stay", strings.Join(restart, ", "), path)
 	}
 	tkr.Reload(merged)
 	glog.Infof("SIGHUP: reloaded %s", path)

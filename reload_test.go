@@ -75,7 +75,7 @@ func TestSIGHUPReload(t *testing.T) {
 
 	write(`{"addr": "127.0.0.1:0", "admin_addr": "127.0.0.1:0", "announce": "45m", "min_announce": "20m", "max_num_want": 1, "default_num_want": 1}`)
 	hup(1, "SIGHUP: reloaded")
-	if !strings.Contains(log.String(), "SIGHUP: admin_addr changed in "+cfgPath+" but need a restart") {
+	if !strings.Contains(log.String(), "SIGHUP: admin_addr changed in "+cfgPath+": only a restart applies such keys") {
 		t.Errorf("admin_addr's change is not reported as needing a restart:\n%s", log.String())
 	}
 	m := announce("2", 5)
