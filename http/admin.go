@@ -31,7 +31,7 @@ func NewAdmin(s *Server) *http.Server {
 	// /check fails once the public server starts shutting down, so that a
 	// load balancer stops sending clients before the listener closes.
 	var draining atomic.Bool
-	s.srv.RegisterOnShutdown(func() { draining.Store(true) })
+	s.RegisterOnShutdown(func() { draining.Store(true) })
 	check := func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		w.Header()["Content-Type"] = textPlain
 		if draining.Load() {
