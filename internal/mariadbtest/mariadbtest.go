@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -168,9 +169,17 @@ func newServer(dir string, ownDir bool) (*Server, error) {
 		s.Socket = filepath.Join(short, "sock")
 	}
 	data := filepath.Join(s.dir, "data")
+	// A temporary directory of the server's own: in a shared /tmp,
+	// concurrent servers (and mariadb-install-db runs) remove each other's
+	// temporary tables and fail or crash.
+	tmp := filepath.Join(s.dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, err
+	}
 	common := []string{
 		"--no-defaults", // ignore /etc/mysql: nothing of the system's server applies
 		"--datadir=" + data,
+		"--tmpdir=" + tmp,
 		"--innodb-log-file-size=8M",
 		"--innodb-buffer-pool-size=32M",
 	}
@@ -183,12 +192,29 @@ func newServer(dir string, ownDir bool) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mariadbtest: %s: %v\n%s", install, err, out)
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	// The port is free when chosen but could be taken before mariadbd binds
+	// it (other tests pick ports too): a failed start is tried again on
+	// another.
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		err = s.startOn(port, common)
+		if err == nil {
+			return s, nil
+		}
+		s.Stop()
+		if attempt == 3 {
+			s.Close()
+			return nil, err
+		}
 	}
+}
+
+func (s *Server) startOn(port int, common []string) error {
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	s.args = append(common,
+	s.args = append(slices.Clip(common),
 		"--socket="+s.Socket,
 		"--port="+strconv.Itoa(port),
 		"--skip-networking=0",
@@ -203,13 +229,9 @@ func newServer(dir string, ownDir bool) (*Server, error) {
 		"--skip-log-bin",
 		"--max-connections=500",
 	)
-	if err := s.start(); err != nil {
-		s.Close()
-		return nil, err
-	}
 	// Root may log in over TCP from 127.0.0.1 without a password
 	// (mariadb-install-db made root@127.0.0.1), which is what every DSN uses.
-	return s, nil
+	return s.start()
 }
 
 func freePort() (int, error) {
