@@ -228,6 +228,14 @@ func TestTorrentSnatchAndPeerRows(t *testing.T) {
 		if f := s.torrentFigures(tid); f.seeders != 1 || f.snatched != 1 {
 			t.Errorf("after stopped: %+v", f)
 		}
+		// The tracker's reaper empties the swarm.
+		if err := c.RecordSwarm(tid, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		flush(t, c)
+		if f := s.torrentFigures(tid); f != (torrentFigures{snatched: 1, balance: 5000}) {
+			t.Errorf("after the swarm emptied: %+v", f)
+		}
 	})
 }
 

@@ -395,3 +395,22 @@ func (c *Conn) Snatches(torrentID uint32) (n int64, ok bool) {
 	s, ok := c.acc.stats[torrentID]
 	return s.snatched, ok
 }
+
+// RecordSwarm records a torrent's counts when they change without an
+// announce: Ocelot's reaper writes (id, 0, 0, 0, balance) for a torrent
+// whose last peers timed out. Without it the database keeps the counts of
+// the last announce.
+func (c *Conn) RecordSwarm(torrentID uint32, seeders, leechers int) error {
+	acc := &c.acc
+	acc.mu.Lock()
+	defer acc.mu.Unlock()
+	if acc.closed {
+		return ErrClosed
+	}
+	pend := acc.pending
+	r, ok := pend.torrents[torrentID]
+	if ok || !acc.full(len(pend.torrents)) {
+		pend.torrents[torrentID] = torRow{seeders: seeders, leechers: leechers, snatched: r.snatched, balance: acc.stats[torrentID].balance}
+	}
+	return nil
+}
