@@ -56,6 +56,9 @@ func Boot() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr1 := make(chan os.Signal, 1) // the backend re-reads the site's lists, as Ocelot does
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	err := func() error {
 		cfg, err := config.Load(*configPath)
 		if err != nil {
@@ -64,7 +67,7 @@ func Boot() {
 		if os.Getenv("GOGC") == "" {
 			debug.SetGCPercent(cfg.GCPercent)
 		}
-		return run(ctx, cfg, nil, runOptions{configPath: *configPath, hup: hup})
+		return run(ctx, cfg, nil, runOptions{configPath: *configPath, hup: hup, usr1: usr1})
 	}()
 	if err != nil {
 		glog.Error(err)
@@ -99,10 +102,11 @@ func Run(ctx context.Context, cfg *config.Config, listening Listening) error {
 	return run(ctx, cfg, listening, runOptions{})
 }
 
-// runOptions are what Boot adds to Run: reloads on SIGHUP.
+// runOptions are what Boot adds to Run: reloads on SIGHUP and SIGUSR1.
 type runOptions struct {
 	configPath string           // the file a reload reads
 	hup        <-chan os.Signal // a value asks for a reload; nil: never
+	usr1       <-chan os.Signal // a value asks the backend to reload the site's lists
 }
 
 func run(ctx context.Context, cfg *config.Config, listening Listening, opts runOptions) (err error) {
@@ -163,7 +167,7 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 	}
 	notify(systemd.Ready + "\nSTATUS=serving announces on " + pub.Addr().String())
 
-	if opts.hup != nil {
+	if opts.hup != nil || opts.usr1 != nil {
 		go func() {
 			for {
 				select {
@@ -171,6 +175,8 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 					return
 				case <-opts.hup:
 					reload(tkr, opts.configPath)
+				case <-opts.usr1:
+					reloadSite(reaperCtx, be)
 				}
 			}
 		}()
@@ -232,6 +238,21 @@ func notify(state string) {
 	if err := systemd.Notify(state); err != nil {
 		glog.Warning(err)
 	}
+}
+
+// reloadSite has a backend that knows a site re-read its users, torrents
+// and whitelist (SIGUSR1, as with Ocelot).
+func reloadSite(ctx context.Context, be backend.Conn) {
+	r, ok := be.(backend.Reloader)
+	if !ok {
+		glog.Info("SIGUSR1: the backend has no site lists to reload")
+		return
+	}
+	if err := r.Reload(ctx); err != nil {
+		glog.Errorf("SIGUSR1: reloading the site's lists: %v; the old lists stay", err)
+		return
+	}
+	glog.Info("SIGUSR1: reloaded the site's lists")
 }
 
 // reload re-reads the configuration file and applies its reloadable keys

@@ -1,6 +1,10 @@
 package backend
 
-import "net/url"
+import (
+	"context"
+	"net/url"
+	"time"
+)
 
 // Site is what a private tracker must know of its site: who may announce,
 // which torrents exist, which clients are allowed. A backend that can serve
@@ -49,9 +53,39 @@ type Torrent struct {
 // The HTTP frontend checks the secrets and hands the rest over.
 type Updater interface {
 	// Update applies one action with its raw (still escaped) query, as
-	// Ocelot reads it. An unknown action is not an error: Ocelot answers
+	// Ocelot reads it, and returns the answer's body; nil means Ocelot's
+	// "success". An unknown action is not an error: Ocelot answers
 	// "success" to those too.
-	Update(action string, rawQuery string) error
+	Update(action string, rawQuery string) ([]byte, error)
 	// Report answers a report query (get=stats, get=user&key=...).
 	Report(query url.Values) ([]byte, error)
+}
+
+// The interfaces below are optional: the tracker checks for them with a
+// type assertion, as database/sql checks its drivers' optional interfaces.
+
+// Reloader re-reads the site's users, torrents and whitelist on demand:
+// the daemon calls it on SIGUSR1, as Ocelot reloads its lists.
+type Reloader interface {
+	Reload(ctx context.Context) error
+}
+
+// Intervals lets the site set the announce interval and its jitter
+// (Ocelot's update_announce_interval and update_announce_jitter); ok is
+// false until the site has.
+type Intervals interface {
+	AnnounceInterval() (d time.Duration, ok bool)
+	AnnounceJitter() (d time.Duration, ok bool)
+}
+
+// SnatchCounter gives a torrent's completed downloads as the site counts
+// them, which private announces and scrapes report as "downloaded".
+type SnatchCounter interface {
+	Snatches(torrentID uint32) (n int64, ok bool)
+}
+
+// SwarmRecorder is told of swarm counts that changed without an announce:
+// when expiry took a torrent's last peers, as Ocelot's reaper records.
+type SwarmRecorder interface {
+	RecordSwarm(torrentID uint32, seeders, leechers int) error
 }

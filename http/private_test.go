@@ -1,13 +1,16 @@
 package http
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chihaya/chihaya/backend"
 	"github.com/chihaya/chihaya/config"
@@ -26,6 +29,19 @@ type fakeSite struct {
 	whitelist []string
 	announces []backend.Announce
 	updates   []string
+	swarms    []string // RecordSwarm calls
+}
+
+// The optional interfaces: the site set a 90-minute interval and counts 42
+// snatches of torrent 10.
+func (f *fakeSite) AnnounceInterval() (time.Duration, bool) { return 90 * time.Minute, true }
+func (f *fakeSite) AnnounceJitter() (time.Duration, bool)   { return 0, true }
+func (f *fakeSite) Snatches(id uint32) (int64, bool)        { return 42, id == 10 }
+func (f *fakeSite) RecordSwarm(id uint32, seeders, leechers int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.swarms = append(f.swarms, fmt.Sprintf("%d:%d/%d", id, seeders, leechers))
+	return nil
 }
 
 func (f *fakeSite) RecordAnnounce(a backend.Announce) error {
@@ -54,12 +70,15 @@ func (f *fakeSite) ClientAllowed(id [20]byte) bool {
 	}
 	return false
 }
-func (f *fakeSite) Update(action, raw string) error {
-	if action == "explode" {
-		return errors.New("cannot explode")
+func (f *fakeSite) Update(action, raw string) ([]byte, error) {
+	switch action {
+	case "explode":
+		return nil, errors.New("cannot explode")
+	case "info_torrent":
+		return []byte(`{"hash":x,"id":1,"free":0}`), nil
 	}
 	f.updates = append(f.updates, action+"?"+raw)
-	return nil
+	return nil, nil
 }
 func (f *fakeSite) Report(q url.Values) ([]byte, error) {
 	return []byte(`{"get":"` + q.Get("get") + `"}`), nil
@@ -178,6 +197,26 @@ func TestPrivateBackendRecords(t *testing.T) {
 	}
 }
 
+func TestSiteFiguresAndExpiry(t *testing.T) {
+	s, site := newPrivateServer(t)
+	m := get(t, s, "10.0.0.1:1", "/"+pkAlice+query(ih1, peerID(1), 6001, 0))
+	if m["interval"] != int64(5400) || m["downloaded"] != int64(42) {
+		t.Errorf("announce %v: want the site's interval (5400) and snatches (42)", m)
+	}
+	sc := get(t, s, "10.0.0.1:1", "/"+pkAlice+"/scrape?info_hash="+ih1)
+	if f := sc["files"].(map[string]any)[ih1].(map[string]any); f["downloaded"] != int64(42) {
+		t.Errorf("scrape %v: want the site's snatches (42)", f)
+	}
+	if _, err := s.tracker.Reap(context.Background(), time.Now().Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	site.mu.Lock()
+	defer site.mu.Unlock()
+	if len(site.swarms) != 1 || site.swarms[0] != "10:0/0" {
+		t.Errorf("after expiry the site was told %q, want torrent 10 at 0/0", site.swarms)
+	}
+}
+
 func TestSiteUpdates(t *testing.T) {
 	s, site := newPrivateServer(t)
 	admin := s.SiteUpdates(httpNotFound{})
@@ -189,6 +228,7 @@ func TestSiteUpdates(t *testing.T) {
 	for _, tc := range []struct{ target, want string }{
 		{"/" + secret + "/update?action=add_user&passkey=x&id=4", "success"},
 		{"/" + secret + "/update?action=explode", "d14:failure reason14:cannot explodee"},
+		{"/" + secret + "/update?action=info_torrent&info_hash=x", `{"hash":x,"id":1,"free":0}`},
 		{"/" + reportKey + "/update?action=add_user", "d14:failure reason22:Authentication failuree"},
 		{"/" + strings.Repeat("0", 32) + "/update?action=add_user", "d14:failure reason22:Authentication failuree"},
 		{"/" + reportKey + "/report?get=stats", `{"get":"stats"}`},

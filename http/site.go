@@ -9,6 +9,8 @@ import (
 	"github.com/golang/glog"
 )
 
+var success = []byte("success")
+
 // SiteUpdates wraps the admin handler next with the site's side of Ocelot's
 // protocol, for a private tracker whose backend is a backend.Updater:
 //
@@ -24,21 +26,21 @@ func (s *Server) SiteUpdates(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		secret, action, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-		if !ok || len(secret) != 32 || (action != "update" && action != "report") {
+		secret, verb, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		if !ok || len(secret) != 32 || (verb != "update" && verb != "report") {
 			next.ServeHTTP(w, r)
 			return
 		}
 		w.Header()["Content-Type"] = textPlain
 		want := s.cfg.TrackerSecret
-		if action == "report" {
+		if verb == "report" {
 			want = s.cfg.ReportSecret
 		}
 		if want == "" || subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
 			w.Write(appendFailure(nil, "Authentication failure"))
 			return
 		}
-		if action == "report" {
+		if verb == "report" {
 			body, err := up.Report(r.URL.Query())
 			if err != nil {
 				w.Write(appendFailure(nil, err.Error()))
@@ -47,11 +49,16 @@ func (s *Server) SiteUpdates(next http.Handler) http.Handler {
 			w.Write(body)
 			return
 		}
-		if err := up.Update(r.URL.Query().Get("action"), r.URL.RawQuery); err != nil {
-			glog.Errorf("site update %q: %v", r.URL.Query().Get("action"), err)
+		action := r.URL.Query().Get("action")
+		body, err := up.Update(action, r.URL.RawQuery)
+		if err != nil {
+			glog.Errorf("site update %q: %v", action, err)
 			w.Write(appendFailure(nil, err.Error()))
 			return
 		}
-		w.Write([]byte("success"))
+		if body == nil {
+			body = success
+		}
+		w.Write(body)
 	})
 }

@@ -83,7 +83,8 @@ type Conn interface {
 	Scrape(ctx context.Context, hashes []InfoHash, out []Scrape) ([]Scrape, error)
 
 	// Purge removes every peer last seen before before and, with purgeEmpty,
-	// every swarm left without peers.
+	// every swarm left without peers. Purged.Emptied lists the swarms whose
+	// last peers it removed.
 	Purge(ctx context.Context, before time.Time, purgeEmpty bool) (Purged, error)
 
 	// Close returns the connection to its pool.

@@ -27,14 +27,22 @@ type Tracker struct {
 	backend backend.Conn
 	site    backend.Site // private mode: the site's users and torrents
 	stats   *stats.Stats
+
+	// The backend's optional interfaces, nil where it has none.
+	intervals backend.Intervals
+	snatches  backend.SnatchCounter
+	swarms    backend.SwarmRecorder
 }
 
 // New returns a tracker over an open store and backend. It takes ownership
 // of both: Close closes them. A private tracker's backend must implement
 // backend.Site (see CheckBackend).
 func New(cfg *config.Config, pool Pool, be backend.Conn, st *stats.Stats) *Tracker {
-	site, _ := be.(backend.Site)
-	t := &Tracker{pool: pool, backend: be, site: site, stats: st}
+	t := &Tracker{pool: pool, backend: be, stats: st}
+	t.site, _ = be.(backend.Site)
+	t.intervals, _ = be.(backend.Intervals)
+	t.snatches, _ = be.(backend.SnatchCounter)
+	t.swarms, _ = be.(backend.SwarmRecorder)
 	t.cfg.Store(cfg)
 	return t
 }
@@ -123,11 +131,23 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 	if err != nil {
 		return err
 	}
-	resp.Interval = cfg.Announce.Duration
-	if j := cfg.AnnounceJitter.Duration; j > 0 {
-		resp.Interval += rand.N(j) // spreads the re-announces of a restart's crowd
+	interval, jitter := cfg.Announce.Duration, cfg.AnnounceJitter.Duration
+	if t.intervals != nil { // the site may have set its own
+		if d, ok := t.intervals.AnnounceInterval(); ok {
+			interval = d
+		}
+		if d, ok := t.intervals.AnnounceJitter(); ok {
+			jitter = d
+		}
+	}
+	resp.Interval = interval
+	if jitter > 0 {
+		resp.Interval += rand.N(jitter) // spreads the re-announces of a restart's crowd
 	}
 	resp.MinInterval = cfg.MinAnnounce.Duration
+	if n, ok := t.siteSnatches(torrentID); ok {
+		resp.Downloaded = int(n)
+	}
 
 	t.stats.RecordPeer(peerEvents(resp.Change), a.Addr.Is6())
 	t.record(a, resp, torrentID)
@@ -239,11 +259,31 @@ func (t *Tracker) Scrape(ctx context.Context, passkey string, hashes []InfoHash,
 	if err != nil {
 		return out, err
 	}
+	first := len(out)
 	out, err = conn.Scrape(ctx, hashes, out)
 	if cerr := conn.Close(); err == nil {
 		err = cerr
 	}
+	if cfg.Private && t.snatches != nil {
+		for i := first; i < len(out); i++ {
+			if tor, ok, _ := t.site.Torrent(out[i].InfoHash); ok {
+				if n, ok := t.siteSnatches(tor.ID); ok {
+					out[i].Downloaded = int(n)
+				}
+			}
+		}
+	}
 	return out, err
+}
+
+// siteSnatches is the site's count of a torrent's completed downloads:
+// what a private tracker reports, since its own count starts afresh with
+// every swarm.
+func (t *Tracker) siteSnatches(torrentID uint32) (int64, bool) {
+	if t.snatches == nil || torrentID == 0 {
+		return 0, false
+	}
+	return t.snatches.Snatches(torrentID)
 }
 
 // Reap runs one expiry pass: peers silent for longer than the configured
@@ -261,6 +301,17 @@ func (t *Tracker) Reap(ctx context.Context, now time.Time) (Purged, error) {
 		leechers[f] = p.Peers[f] - p.Seeders[f]
 	}
 	t.stats.RecordReap(leechers, p.Seeders, p.Swarms)
+	if t.swarms != nil && t.site != nil {
+		// As Ocelot's reaper, tell the site of torrents expiry left empty:
+		// otherwise its figures stay those of the last announce.
+		for _, h := range p.Emptied {
+			if tor, ok, _ := t.site.Torrent(h); ok {
+				if rerr := t.swarms.RecordSwarm(tor.ID, 0, 0); rerr != nil {
+					glog.Errorf("backend: recording the emptied swarm of %s: %v", h, rerr)
+				}
+			}
+		}
+	}
 	return p, err
 }
 

@@ -194,11 +194,14 @@ type Purged struct {
 	// Seeders is the part of Peers that were seeders.
 	Peers   [2]int
 	Seeders [2]int
+	// Emptied lists the swarms the pass left without peers, kept or not.
+	Emptied []InfoHash
 }
 
 // Add adds q's counts to p.
 func (p *Purged) Add(q Purged) {
 	p.Swarms += q.Swarms
+	p.Emptied = append(p.Emptied, q.Emptied...)
 	for f := range p.Peers {
 		p.Peers[f] += q.Peers[f]
 		p.Seeders[f] += q.Seeders[f]

@@ -18,7 +18,7 @@ func TestStrictModeTraps(t *testing.T) {
 		tor, deleted := s.addTorrent(1, "0"), s.addTorrent(2, "0")
 		c := s.open(nil)
 		// A token the site told the tracker about, with no row yet.
-		if err := c.Update("add_token", "info_hash="+escape(hash(1))+"&userid="+itoa(good)); err != nil {
+		if _, err := c.Update("add_token", "info_hash="+escape(hash(1))+"&userid="+itoa(good)); err != nil {
 			t.Fatal(err)
 		}
 		long := strings.Repeat("Mozilla/5.0 (compatible; a very long client name) ", 4) + "\xff\xfe\x01"

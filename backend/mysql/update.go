@@ -16,15 +16,7 @@ import (
 // never touches the database. rawQuery is decoded as Ocelot decodes it:
 // info_hash values are %-decoded, every other value is used raw. Unknown
 // actions are ignored.
-func (c *Conn) Update(action, rawQuery string) error {
-	_, err := c.UpdateResponse(action, rawQuery)
-	return err
-}
-
-// UpdateResponse is Update with the body Ocelot answers: "success", or for
-// info_torrent {"hash":<as sent>,"id":N,"free":0|1|2} (or "fail":1), a
-// line that is not quite JSON: the hash is not quoted.
-func (c *Conn) UpdateResponse(action, rawQuery string) ([]byte, error) {
+func (c *Conn) Update(action, rawQuery string) ([]byte, error) {
 	p := ocelotParams(rawQuery)
 	switch action {
 	case "change_passkey":

@@ -12,7 +12,7 @@ import (
 
 func mustUpdate(t *testing.T, c *Conn, action, query string) {
 	t.Helper()
-	body, err := c.UpdateResponse(action, query)
+	body, err := c.Update(action, query)
 	if err != nil || string(body) != "success" {
 		t.Fatalf("%s?%s: %q, %v", action, query, body, err)
 	}
@@ -203,11 +203,11 @@ func TestUpdateActions(t *testing.T) {
 	t.Run("info_torrent", func(t *testing.T) {
 		h := hash(600)
 		mustUpdate(t, c, "add_torrent", "id=600&info_hash="+escape(h)+"&freetorrent=1")
-		body, err := c.UpdateResponse("info_torrent", "info_hash="+escape(h))
+		body, err := c.Update("info_torrent", "info_hash="+escape(h))
 		if err != nil || string(body) != `{"hash":`+escape(h)+`,"id":600,"free":1}`+"\n" {
 			t.Errorf("info_torrent: %q %v", body, err)
 		}
-		body, _ = c.UpdateResponse("info_torrent", "info_hash="+escape(hash(601)))
+		body, _ = c.Update("info_torrent", "info_hash="+escape(hash(601)))
 		if string(body) != `{"hash":`+escape(hash(601))+`,"fail":1}`+"\n" {
 			t.Errorf("info_torrent of an unknown torrent: %q", body)
 		}

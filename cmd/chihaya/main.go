@@ -6,6 +6,9 @@
 // -logtostderr, ...) control logging.
 package main
 
-import "github.com/chihaya/chihaya"
+import (
+	"github.com/chihaya/chihaya"
+	_ "github.com/chihaya/chihaya/backend/mysql" // Gazelle sites: "backend": {"driver": "mysql"}
+)
 
 func main() { chihaya.Boot() }

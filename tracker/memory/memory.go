@@ -390,12 +390,16 @@ func (s *Store) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (t
 		sh.mu.Lock()
 		for h, slot := range sh.index {
 			w := &sh.swarms[slot]
+			had := !w.empty()
 			p.Add(s.purgeList(w, &w.v4, 0, cutoff))
 			if w.v6 != nil {
 				p.Add(s.purgeList(w, &w.v6.peerList, 1, cutoff))
 				if w.v6.len() == 0 {
 					w.v6 = nil
 				}
+			}
+			if had && w.empty() {
+				p.Emptied = append(p.Emptied, h)
 			}
 			if purgeEmpty && w.empty() {
 				delete(sh.index, h)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -326,15 +327,23 @@ func testPurge(t *testing.T, c tracker.Conn) {
 	announce(t, c, Seeder(old, 2, "2001:db8::2"), 50)
 	announce(t, c, Seeder(fresh, 3, "10.0.0.3"), 50)
 	p, err := c.Purge(ctx, time.Now().Add(-time.Hour), true)
-	if err != nil || p != (tracker.Purged{}) {
+	if err != nil || !reflect.DeepEqual(p, tracker.Purged{}) {
 		t.Fatalf("Purge of nothing expired = %+v, %v", p, err)
 	}
 	p, err = c.Purge(ctx, time.Now().Add(2*time.Second), true)
 	if err != nil {
 		t.Fatal(err)
 	}
+	emptied := map[tracker.InfoHash]bool{}
+	for _, h := range p.Emptied {
+		emptied[h] = true
+	}
+	if len(p.Emptied) != 2 || !emptied[old] || !emptied[fresh] {
+		t.Errorf("Purge emptied %v, want both swarms", p.Emptied)
+	}
+	p.Emptied = nil
 	want := tracker.Purged{Swarms: 2, Peers: [2]int{2, 1}, Seeders: [2]int{1, 1}}
-	if p != want {
+	if !reflect.DeepEqual(p, want) {
 		t.Errorf("Purge = %+v, want %+v", p, want)
 	}
 	wantCounts(t, "purged swarm", scrape(t, c, old), tracker.Counts{})
@@ -352,7 +361,7 @@ func testPurgeKeep(t *testing.T, c tracker.Conn) {
 	done.Event = tracker.Completed
 	announce(t, c, done, 50)
 	p, err := c.Purge(ctx, time.Now().Add(2*time.Second), false)
-	if err != nil || p.Swarms != 0 || p.Peers[0] != 1 {
+	if err != nil || p.Swarms != 0 || p.Peers[0] != 1 || len(p.Emptied) != 1 || p.Emptied[0] != h {
 		t.Fatalf("Purge = %+v, %v", p, err)
 	}
 	// The swarm, and its download count, stay.
@@ -508,7 +517,7 @@ func testDualStackedExpiry(t *testing.T, c tracker.Conn) {
 	announce(t, c, Seeder(h, 1, "10.0.0.1"), 50)
 	announce(t, c, Seeder(h, 1, "2001:db8::1"), 50)
 	p, err := c.Purge(ctx, time.Now().Add(2*time.Second), true)
-	if err != nil || p.Peers != [2]int{1, 1} || p.Swarms != 1 {
+	if err != nil || p.Peers != [2]int{1, 1} || p.Swarms != 1 || len(p.Emptied) != 1 {
 		t.Errorf("Purge = %+v, %v; want both records of the peer and the swarm", p, err)
 	}
 	wantCounts(t, "after expiry", scrape(t, c, h), tracker.Counts{})
