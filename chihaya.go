@@ -128,7 +128,7 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 		be.Close()
 		return err
 	}
-	st := stats.New(cfg.StatsBufferSize)
+	st := stats.New()
 	defer st.Close()
 	tkr := tracker.New(cfg, pool, be, st)
 	defer func() {

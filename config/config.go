@@ -127,10 +127,6 @@ type Config struct {
 	// the headroom Go's default of 100 would keep.
 	GCPercent int `json:"gc_percent"`
 
-	// StatsBufferSize is the capacity of the stats event queue; a full queue
-	// drops (and counts) events rather than slow a request down.
-	StatsBufferSize int `json:"stats_buffer_size"`
-
 	// DebugPprof mounts Go's profiler (net/http/pprof) under /debug/pprof/
 	// on the admin listener, never on the public one. Off by default:
 	// profiles expose the process's internals and cost CPU while they run.
@@ -158,7 +154,6 @@ func Default() *Config {
 		IdleTimeout:           Duration{60 * time.Second},
 		MaxHeaderBytes:        8 << 10,
 		ShutdownTimeout:       Duration{10 * time.Second},
-		StatsBufferSize:       4096,
 		GCPercent:             25,
 		DebugPprof:            false,
 	}
@@ -298,8 +293,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: http_max_header_bytes: must be at least 1024, got %d", c.MaxHeaderBytes)
 	case c.GCPercent < 5:
 		return fmt.Errorf("config: gc_percent: want at least 5 (GOGC), got %d", c.GCPercent)
-	case c.StatsBufferSize < 1:
-		return fmt.Errorf("config: stats_buffer_size: must be at least 1, got %d", c.StatsBufferSize)
 	}
 	return c.validateDeployment()
 }

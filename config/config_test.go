@@ -46,7 +46,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{`{"max_scrape_infohashes": 0}`, `max_scrape_infohashes: must be at least 1`},
 		{`{"http_max_header_bytes": 10}`, `http_max_header_bytes: must be at least 1024`},
 		{`{"http_read_timeout": "0s"}`, `http_read_timeout: must be positive`},
-		{`{"stats_buffer_size": 0}`, `stats_buffer_size: must be at least 1`},
+		{`{"stats_buffer_size": 4096}`, `unknown key "stats_buffer_size"`},
 		{`{"addr": ""}`, `addr: must not be empty`},
 		{`{"gc_percent": 0}`, `gc_percent: want at least 5`},
 		{`{"preferred_ipv4_subnet": 33}`, `preferred_ipv4_subnet: want a prefix length from 0 to 32`},

@@ -593,7 +593,7 @@ func (queueBackend) QueueDepth() int                       { return 7 }
 func (queueBackend) FlushErrors() uint64                   { return 3 }
 
 func TestMetricsBackendQueue(t *testing.T) {
-	st := stats.New(1)
+	st := stats.New()
 	defer st.Close()
 	st.RecordRequest(stats.Announce, stats.OK, time.Millisecond)
 	for _, tc := range []struct {
@@ -641,7 +641,7 @@ func TestMetricsBackendQueue(t *testing.T) {
 // type its name promises.
 func TestMetricsHelp(t *testing.T) {
 	rec := httptest.NewRecorder()
-	st := stats.New(1)
+	st := stats.New()
 	defer st.Close()
 	newMetricsHandler(st, queueBackend{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	var p expfmt.TextParser
@@ -684,7 +684,7 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Fatalf("dist/grafana/chihaya.json: %v", err)
 	}
 	rec := httptest.NewRecorder()
-	st := stats.New(1)
+	st := stats.New()
 	defer st.Close()
 	newMetricsHandler(st, queueBackend{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	exposed := rec.Body.String()

@@ -37,7 +37,7 @@ func newTestServer(t testing.TB, mutate func(*config.Config)) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := stats.New(cfg.StatsBufferSize)
+	st := stats.New()
 	tkr := tracker.New(cfg, pool, be, st)
 	t.Cleanup(func() { tkr.Close(); st.Close() })
 	return NewServer(cfg, tkr, st)

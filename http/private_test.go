@@ -111,7 +111,7 @@ func newPrivateServer(t *testing.T) (*Server, *fakeSite) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := stats.New(cfg.StatsBufferSize)
+	st := stats.New()
 	tkr := tracker.New(cfg, pool, site, st)
 	t.Cleanup(func() { tkr.Close(); st.Close() })
 	return NewServer(cfg, tkr, st), site

@@ -227,10 +227,8 @@ type Stats struct {
 	memory       MemStats    // guarded by mu
 }
 
-// New starts a collector. bufferSize is ignored: recording no longer goes
-// through a queue (the parameter remains for the callers and the
-// stats_buffer_size setting).
-func New(bufferSize int) *Stats {
+// New starts a collector.
+func New() *Stats {
 	n := 1
 	for n < 2*runtime.GOMAXPROCS(0) && n < 64 {
 		n *= 2

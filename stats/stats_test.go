@@ -23,7 +23,7 @@ func TestPeerEventBits(t *testing.T) {
 }
 
 func TestSnapshot(t *testing.T) {
-	s := New(0)
+	s := New()
 	defer s.Close()
 
 	// Requests.
@@ -126,7 +126,7 @@ func TestSnapshot(t *testing.T) {
 // TestConcurrentRecording runs recorders against readers (for -race) and
 // checks that nothing is lost.
 func TestConcurrentRecording(t *testing.T) {
-	s := New(1)
+	s := New()
 	defer s.Close()
 	const workers, each = 8, 5000
 	var wg sync.WaitGroup
@@ -183,7 +183,7 @@ func TestConcurrentRecording(t *testing.T) {
 }
 
 func TestCloseThenFlush(t *testing.T) {
-	s := New(1)
+	s := New()
 	s.Close()
 	s.Close()
 	s.RecordRequest(Announce, OK, time.Millisecond)
@@ -207,7 +207,7 @@ func TestNames(t *testing.T) {
 // The request path: RecordRequest for every request, RecordPeer for every
 // announce (bits == 0 for a plain re-announce).
 func BenchmarkRecordRequest(b *testing.B) {
-	s := New(0)
+	s := New()
 	defer s.Close()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -220,7 +220,7 @@ func BenchmarkRecordRequest(b *testing.B) {
 }
 
 func BenchmarkRecordRequestSerial(b *testing.B) {
-	s := New(0)
+	s := New()
 	defer s.Close()
 	b.ReportAllocs()
 	for i := range b.N {
@@ -229,7 +229,7 @@ func BenchmarkRecordRequestSerial(b *testing.B) {
 }
 
 func BenchmarkRecordPeer(b *testing.B) {
-	s := New(0)
+	s := New()
 	defer s.Close()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -240,7 +240,7 @@ func BenchmarkRecordPeer(b *testing.B) {
 }
 
 func BenchmarkSnapshot(b *testing.B) {
-	s := New(0)
+	s := New()
 	defer s.Close()
 	b.ReportAllocs()
 	for range b.N {

@@ -28,7 +28,7 @@ func newTracker(t *testing.T, cfg *config.Config) *tracker.Tracker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := stats.New(cfg.StatsBufferSize)
+	st := stats.New()
 	tkr := tracker.New(cfg, pool, be, st)
 	t.Cleanup(func() { tkr.Close(); st.Close() })
 	return tkr
