@@ -2,7 +2,10 @@
 # shellcheck disable=SC2317 # functions are called indirectly (run_case, traps)
 # End-to-end suite: real BitTorrent clients (aria2 and transmission-cli) share
 # a random file through a freshly built tracker, and the tracker's scrape must
-# show the swarm as it really is. Run it with `make e2e`.
+# show the swarm as it really is. Run it with `make e2e`. A last case runs
+# the tracker in private mode for a Gazelle site held by a throw-away MariaDB
+# server: passkey URLs, the site's updates, and the credit and snatch rows
+# the transfer must leave in the database.
 #
 # Everything stays on 127.0.0.1: the tracker listens there, the torrents
 # announce there, and DHT, PEX, local peer discovery and port mapping are off
@@ -10,9 +13,10 @@
 # Every client runs under `timeout -k` and is stopped by its PID; nothing is
 # ever killed by name.
 #
-# Missing tools are installed with apt-get when running as root on Debian;
-# otherwise the suite fails and names the packages to install. With CI=true a
-# missing tool is a failure too, never a skip.
+# Missing tools (MariaDB's server and client included) are installed with
+# apt-get when running as root on Debian; otherwise the suite fails and names
+# the packages to install. With CI=true a missing tool is a failure too,
+# never a skip.
 #
 # Environment: GO (go command, default "go"); E2E_KEEP=1 keeps the work
 # directory (it is always kept after a failure).
@@ -59,15 +63,34 @@ finish() {
 # --------------------------------------------------------------------------
 
 # command:package pairs. Go is not installed from apt: Debian's is older than
-# the go.mod requires.
-REQUIRED="aria2c:aria2 transmission-cli:transmission-cli mktorrent:mktorrent python3:python3 timeout:coreutils cmp:diffutils"
+# the go.mod requires. The private-mode case runs its own MariaDB server
+# (mariadbd and mariadb-install-db from mariadb-server, the mariadb client).
+REQUIRED="aria2c:aria2 transmission-cli:transmission-cli mktorrent:mktorrent python3:python3 timeout:coreutils cmp:diffutils
+mariadbd:mariadb-server mariadb-install-db:mariadb-server mariadb:mariadb-client"
+
+# find_bin NAME...: the path of the first NAME found in $PATH, /usr/sbin or
+# /usr/libexec (mariadbd lives in /usr/sbin, which a user's $PATH may lack).
+find_bin() {
+	local n d
+	for n in "$@"; do
+		command -v "$n" 2>/dev/null && return 0
+		for d in /usr/sbin /usr/libexec; do
+			[ -x "$d/$n" ] && { echo "$d/$n"; return 0; }
+		done
+	done
+	return 1
+}
 
 missing_packages() {
-	local pair out=""
+	local pair out=" "
 	for pair in $REQUIRED; do
-		command -v "${pair%%:*}" >/dev/null 2>&1 || out="$out ${pair#*:}"
+		find_bin "${pair%%:*}" >/dev/null || case "$out" in
+			*" ${pair#*:} "*) ;;
+			*) out="$out${pair#*:} " ;;
+		esac
 	done
-	echo "${out# }"
+	out="${out# }"
+	echo "${out% }"
 }
 
 ensure_tools() {
@@ -117,6 +140,12 @@ cleanup() {
 		kill -TERM "$TRACKER_PID" 2>/dev/null
 		wait "$TRACKER_PID" 2>/dev/null
 		TRACKER_PID=""
+	fi
+	# After the tracker, which flushes to it when it stops.
+	stop_mariadb
+	if [ -n "$MDB_SOCK_DIR" ]; then
+		rm -rf "$MDB_SOCK_DIR"
+		MDB_SOCK_DIR=""
 	fi
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
 		if [ "${E2E_KEEP:-0}" = 1 ] || [ "$FAILED" -gt 0 ]; then
@@ -239,11 +268,12 @@ EOF
 	note "tracker pid $TRACKER_PID on 127.0.0.1:$TRACKER_PORT (admin $ADMIN_PORT)"
 }
 
-# stop_tracker NAME: SIGTERM by PID; it must shut down cleanly, must not have
-# logged an error or a panic, and must have answered every request without a
-# failure reason.
+# stop_tracker NAME [EXPECTED]: SIGTERM by PID; it must shut down cleanly,
+# must not have logged an error or a panic, and must have answered every
+# request without a failure reason, except requests whose log line matches
+# the extended regular expression EXPECTED (failures a case asked for).
 stop_tracker() {
-	local name=$1 rc bad
+	local name=$1 expected=${2:-} rc bad
 	kill -TERM "$TRACKER_PID" 2>/dev/null
 	wait "$TRACKER_PID" 2>/dev/null
 	rc=$?
@@ -256,7 +286,8 @@ stop_tracker() {
 	# -v=3 logs each request as "GET /path?query from addr: <error or <nil>>".
 	bad=$({
 		grep -E '^[EF][0-9]|panic' "$TRACKER_LOG"
-		grep 'http\.go.*GET /' "$TRACKER_LOG" | grep -v ': <nil>$'
+		grep 'http\.go.*GET /' "$TRACKER_LOG" | grep -v ': <nil>$' |
+			if [ -n "$expected" ]; then grep -vE -- "$expected"; else cat; fi
 	} | head -n 10)
 	local n
 	n=$(grep -c 'http.go.*GET /' "$TRACKER_LOG")
@@ -282,16 +313,20 @@ check_loopback_only() {
 	fi
 }
 
-# tracker_saw PORT EVENT: whether the tracker logged an announce with
-# event=EVENT from the client listening on PORT (-v=3 logs every request).
+# tracker_saw PORT EVENT: whether the tracker logged an announce (at
+# /announce, or /<passkey>/announce in private mode) with event=EVENT from
+# the client listening on PORT (-v=3 logs every request).
 # (No grep -q at the end of the pipeline: exiting at the first match would
 # SIGPIPE the greps before it, and pipefail would turn that into a "no".)
 tracker_saw() {
-	grep 'http\.go.*GET /announce?' "$TRACKER_LOG" | grep -E "[?&]port=$1([& ]|$)" |
+	grep -E 'http\.go.*GET (/[^/ ]+)?/announce\?' "$TRACKER_LOG" | grep -E "[?&]port=$1([& ]|$)" |
 		grep -E "[?&]event=$2([& ]|$)" >/dev/null
 }
 
-scrape_url() { echo "http://127.0.0.1:$TRACKER_PORT/scrape"; }
+# PASSKEY_PATH: "" for the public tracker; a private-mode case sets it
+# (local) to "/<passkey>" so that expect_scrape scrapes as that user.
+PASSKEY_PATH=""
+scrape_url() { echo "http://127.0.0.1:$TRACKER_PORT$PASSKEY_PATH/scrape"; }
 announce_url() { echo "http://127.0.0.1:$TRACKER_PORT/announce"; }
 
 # expect_scrape CHECK HASH SECONDS COND...: poll the scrape until the
@@ -305,6 +340,96 @@ expect_scrape() {
 	fi
 	fail "$check" "$out"
 	return 1
+}
+
+# --------------------------------------------------------------------------
+# MariaDB: a throw-away server for the private-mode case, started as
+# internal/mariadbtest starts one: mariadb-install-db into a fresh data
+# directory in the work directory, mariadbd on a free 127.0.0.1 port (and a
+# Unix socket) and nowhere else, Gazelle's strict sql_mode, --user=root when
+# root. Stopped by its PID in cleanup.
+# --------------------------------------------------------------------------
+
+MDB_PID=""
+MDB_DIR=""
+MDB_SOCK=""
+MDB_SOCK_DIR="" # set when the socket had to go to a short directory of its own
+MDB_PORT=""
+MDB_DB=gazelle_test # the database backend/mysql/testdata/gazelle-min.sql creates
+MDB_SQL_MODE="STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,ONLY_FULL_GROUP_BY"
+
+# mdb ARGS...: the mariadb client, as root over the socket, tab-separated
+# output without column names.
+mdb() {
+	"$(find_bin mariadb mysql)" --no-defaults --protocol=socket --socket="$MDB_SOCK" -u root -N -B "$@"
+}
+
+# sql QUERY: run QUERY in the site database; prints the rows.
+sql() { mdb "$MDB_DB" -e "$1"; }
+
+# start_mariadb NAME: install a data directory, start mariadbd and wait until
+# it answers (a port taken in between is retried on another, as mariadbtest
+# does).
+start_mariadb() {
+	local name=$1 bin install deadline
+	bin=$(find_bin mariadbd mysqld)
+	install=$(find_bin mariadb-install-db mysql_install_db)
+	if [ -z "$bin" ] || [ -z "$install" ]; then
+		fail "$name: MariaDB server binaries (mariadbd, mariadb-install-db)" \
+			"install them with: apt-get install -y --no-install-recommends mariadb-server mariadb-client"
+		return 1
+	fi
+	MDB_DIR=$WORK/mariadb
+	MDB_SOCK=$MDB_DIR/sock
+	if [ ${#MDB_SOCK} -gt 100 ]; then # sun_path holds 108 bytes
+		MDB_SOCK_DIR=$(mktemp -d /tmp/chihaya-mdb.XXXXXX)
+		MDB_SOCK=$MDB_SOCK_DIR/sock
+	fi
+	# A temporary directory of its own: servers sharing /tmp remove each
+	# other's temporary tables (see mariadbtest).
+	mkdir -p "$MDB_DIR/tmp"
+	local common=(--no-defaults --datadir="$MDB_DIR/data" --tmpdir="$MDB_DIR/tmp"
+		--innodb-log-file-size=8M --innodb-buffer-pool-size=32M)
+	[ "$(id -u)" -eq 0 ] && common+=(--user=root)
+	if ! "$install" --no-defaults --auth-root-authentication-method=normal --skip-test-db "${common[@]:1}" \
+		>"$MDB_DIR/install.log" 2>&1; then
+		fail "$name: $install" "$(tail -n 20 "$MDB_DIR/install.log")"
+		return 1
+	fi
+	for _ in 1 2 3; do
+		MDB_PORT=$($TOOL free-ports 1)
+		"$bin" "${common[@]}" --socket="$MDB_SOCK" --port="$MDB_PORT" --skip-networking=0 \
+			--bind-address=127.0.0.1 --skip-name-resolve --pid-file="$MDB_DIR/mariadbd.pid" \
+			--log-error="$MDB_DIR/error.log" --sql-mode="$MDB_SQL_MODE" \
+			--character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
+			--innodb-flush-log-at-trx-commit=2 --skip-log-bin --max-connections=500 \
+			>"$MDB_DIR/mariadbd.out" 2>&1 </dev/null &
+		MDB_PID=$!
+		deadline=$((SECONDS + 60))
+		while [ "$SECONDS" -lt "$deadline" ] && kill -0 "$MDB_PID" 2>/dev/null; do
+			if mdb -e 'SELECT 1' >/dev/null 2>&1; then
+				note "mariadbd pid $MDB_PID on 127.0.0.1:$MDB_PORT (socket $MDB_SOCK)"
+				return 0
+			fi
+			sleep 0.2
+		done
+		stop_mariadb
+	done
+	fail "$name: mariadbd starts and answers" "$(cat "$MDB_DIR/mariadbd.out")" "$(tail -n 20 "$MDB_DIR/error.log")"
+	return 1
+}
+
+# stop_mariadb: SIGTERM by PID; SIGKILL after 30 s.
+stop_mariadb() {
+	[ -n "$MDB_PID" ] || return 0
+	local deadline=$((SECONDS + 30)) rc
+	kill -TERM "$MDB_PID" 2>/dev/null
+	while kill -0 "$MDB_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+	kill -0 "$MDB_PID" 2>/dev/null && kill -KILL "$MDB_PID" 2>/dev/null
+	wait "$MDB_PID" 2>/dev/null
+	rc=$?
+	MDB_PID=""
+	return "$rc"
 }
 
 # --------------------------------------------------------------------------
@@ -502,14 +627,214 @@ case_transmission_seeds_aria2_leeches() {
 	[ "$ok" = 1 ] || show_logs "$d/transmission-seed.log" "$d/aria2-leech.log"
 }
 
-# PRIVATE MODE GOES HERE (not implemented yet): one more case function,
-# e.g. case_private_passkey, run by main against its own tracker
-#   start_tracker private '"private_tracker": true, ...'
-# with a registered user, and a private (BEP 27) torrent made with
-#   make_torrent "$payload" "$d/test.torrent" \
-#     "http://127.0.0.1:$TRACKER_PORT/<32-character passkey>/announce" -p
-# then the same seeder/leecher/scrape checks as above (scraping at
-# /<passkey>/scrape), plus an unknown passkey that must get a failure reason.
+# Case 3: private mode, as a Gazelle site's tracker (see README "Replacing
+# Ocelot"). A throw-away MariaDB holds the site (backend/mysql/testdata/
+# gazelle-min.sql, the OPS "leech_stats" schema). The seeder's user is in the
+# database when the tracker starts (loaded at start); the torrent and the
+# leecher's user are added afterwards as Gazelle adds them: database rows,
+# then the site update (add_torrent, add_user) on the admin listener. Each
+# client's torrent announces to its own user's passkey URL (BEP 27 private
+# torrents, one info_hash). aria2 seeds, transmission-cli leeches (it sends
+# `completed`, which makes the snatch); then the database, flushed every
+# second, must show the credit, the snatch and the peers. An unknown passkey
+# gets Ocelot's "Passkey not found".
+
+rand_hex32() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+
+PRIV_SECRET=$(rand_hex32)     # tracker_secret (Gazelle's TRACKER_SECRET)
+PRIV_REPORT=$(rand_hex32)     # report_secret (TRACKER_REPORTKEY)
+PRIV_SEEDER_PK=$(rand_hex32)  # users_main.torrent_pass of the seeder's user
+PRIV_LEECHER_PK=$(rand_hex32) # ... of the leecher's user
+PRIV_BAD_PK=$(rand_hex32)     # nobody's
+PRIV_SEEDER_UID=7
+PRIV_LEECHER_UID=8
+PRIV_TID=42 # torrents.ID
+
+# private_site NAME: the site's database, with the seeder's user, before the
+# tracker starts.
+private_site() {
+	local name=$1 out
+	if ! out=$(mdb <"$ROOT/backend/mysql/testdata/gazelle-min.sql" 2>&1 &&
+		sql "INSERT INTO users_main (ID, torrent_pass, Enabled) VALUES ($PRIV_SEEDER_UID, '$PRIV_SEEDER_PK', '1');
+			INSERT INTO users_leech_stats (UserID) VALUES ($PRIV_SEEDER_UID);" 2>&1); then
+		fail "$name: site database (gazelle-min.sql, the seeder's user)" "$out"
+		return 1
+	fi
+	pass "$name: site database on MariaDB $(mdb -e 'SELECT VERSION()' 2>/dev/null) (gazelle-min.sql, strict sql_mode, the seeder's user)"
+}
+
+private_config() {
+	cat <<EOF2
+"private_tracker": true,
+  "tracker_secret": "$PRIV_SECRET",
+  "report_secret": "$PRIV_REPORT",
+  "backend": {"driver": "mysql", "params": {
+    "dsn": "root@tcp(127.0.0.1:$MDB_PORT)/$MDB_DB",
+    "schema": "leech_stats",
+    "flush_interval": "1s"}},
+EOF2
+}
+
+# site_update QUERY: the site's update call; prints the body ("success").
+site_update() { $TOOL get "http://127.0.0.1:$ADMIN_PORT/$PRIV_SECRET/update?$1" 2>&1; }
+
+# private_counters: one line, "seederUp seederDown leecherUp leecherDown
+# snatched snatchRows allSnatchRows peerUsers".
+private_counters() {
+	sql "SELECT
+		(SELECT Uploaded FROM users_leech_stats WHERE UserID = $PRIV_SEEDER_UID),
+		(SELECT Downloaded FROM users_leech_stats WHERE UserID = $PRIV_SEEDER_UID),
+		(SELECT Uploaded FROM users_leech_stats WHERE UserID = $PRIV_LEECHER_UID),
+		(SELECT Downloaded FROM users_leech_stats WHERE UserID = $PRIV_LEECHER_UID),
+		(SELECT Snatched FROM torrents_leech_stats WHERE TorrentID = $PRIV_TID),
+		(SELECT COUNT(*) FROM xbt_snatched WHERE uid = $PRIV_LEECHER_UID AND fid = $PRIV_TID AND IP = '127.0.0.1'),
+		(SELECT COUNT(*) FROM xbt_snatched),
+		(SELECT COUNT(DISTINCT uid) FROM xbt_files_users WHERE fid = $PRIV_TID AND uid IN ($PRIV_SEEDER_UID, $PRIV_LEECHER_UID))" 2>&1 |
+		tr '\t' ' '
+}
+
+PRIV_SIZE=""
+PRIV_TRANSFERRED="" # set once the case has reached its database checks
+
+# private_db_checks NAME WHEN SECONDS: poll the database (the tracker flushes every
+# second) until the counters are what the transfer must have left, or the
+# deadline; then one PASS or FAIL per fact.
+#
+# The credit is what the clients themselves reported (uploaded/downloaded in
+# their announces), not what the tracker measured. On loopback with one
+# seeder and one leecher both should be about the file size; the bounds
+# leave slack: at least 90% (a client may count only the payload of pieces
+# it has verified, or send its last announce with a block still in flight)
+# and at most 150% (a tracker that credited an announce twice would double
+# it; Transmission counts re-requested blocks too, but there are few on
+# loopback).
+private_db_checks() {
+	local name=$1 when=$2 deadline=$(($3 + SECONDS)) su sd lu ld sn rows all peers c
+	local lo=$((PRIV_SIZE * 9 / 10)) hi=$((PRIV_SIZE * 3 / 2))
+	while :; do
+		c=$(private_counters)
+		read -r su sd lu ld sn rows all peers <<<"$c"
+		if [[ "$su $sd $ld $sn $rows $all $peers" =~ ^[0-9\ ]+$ ]] &&
+			[ "$su" -ge "$lo" ] && [ "$su" -le "$hi" ] && [ "$sd" -eq 0 ] &&
+			[ "$ld" -ge "$lo" ] && [ "$ld" -le "$hi" ] &&
+			[ "$sn" -eq 1 ] && [ "$rows" -eq 1 ] && [ "$all" -eq 1 ] && [ "$peers" -eq 2 ]; then
+			break
+		fi
+		[ "$SECONDS" -ge "$deadline" ] && break
+		sleep 0.5
+	done
+	if ! [[ "$su $sd $lu $ld $sn $rows $all $peers" =~ ^[0-9\ ]+$ ]]; then
+		fail "$name: database $when: counters readable" "$c"
+		return 1
+	fi
+	local ok=0
+	if [ "$su" -ge "$lo" ] && [ "$su" -le "$hi" ] && [ "$sd" -eq 0 ]; then
+		pass "$name: database $when: seeder's users_leech_stats Uploaded $su (file $PRIV_SIZE), Downloaded $sd"
+	else
+		fail "$name: database $when: seeder's users_leech_stats Uploaded in [$lo, $hi], Downloaded 0" "Uploaded $su, Downloaded $sd"
+		ok=1
+	fi
+	if [ "$ld" -ge "$lo" ] && [ "$ld" -le "$hi" ]; then
+		pass "$name: database $when: leecher's users_leech_stats Downloaded $ld (file $PRIV_SIZE), Uploaded $lu"
+	else
+		fail "$name: database $when: leecher's users_leech_stats Downloaded in [$lo, $hi]" "Downloaded $ld, Uploaded $lu"
+		ok=1
+	fi
+	if [ "$sn" -eq 1 ] && [ "$rows" -eq 1 ] && [ "$all" -eq 1 ]; then
+		pass "$name: database $when: torrents_leech_stats.Snatched 1, one xbt_snatched row (leecher, IP 127.0.0.1)"
+	else
+		fail "$name: database $when: torrents_leech_stats.Snatched 1, one xbt_snatched row (leecher, IP 127.0.0.1)" \
+			"Snatched $sn; xbt_snatched rows for the leecher from 127.0.0.1: $rows, in all: $all" \
+			"$(sql 'SELECT * FROM xbt_snatched' 2>&1)"
+		ok=1
+	fi
+	if [ "$peers" -eq 2 ]; then
+		pass "$name: database $when: xbt_files_users has both users' peers"
+	else
+		fail "$name: database $when: xbt_files_users has both users' peers" "$(sql 'SELECT uid, fid, active, completed, uploaded, downloaded, remaining, ip FROM xbt_files_users' 2>&1)"
+		ok=1
+	fi
+	return "$ok"
+}
+
+case_private_passkey() {
+	local name="private" d=$WORK/case3 payload hash lhash sp lp seeder leecher out ok=1
+	local seeder_url="http://127.0.0.1:$TRACKER_PORT/$PRIV_SEEDER_PK/announce"
+	local leecher_url="http://127.0.0.1:$TRACKER_PORT/$PRIV_LEECHER_PK/announce"
+	mkdir -p "$d"
+	payload=$(make_payload "$d/seed")
+	PRIV_SIZE=$(stat -c %s "$payload")
+	# Same file, same piece length (-l 18: 256 KiB), both private: the same
+	# info dict, so one info_hash; only the announce URLs differ.
+	hash=$(make_torrent "$payload" "$d/seeder.torrent" "$seeder_url" -p -l 18) ||
+		{ fail "$name: mktorrent (seeder)" "$(cat "$d/seeder.torrent.log")"; return; }
+	lhash=$(make_torrent "$payload" "$d/leecher.torrent" "$leecher_url" -p -l 18) ||
+		{ fail "$name: mktorrent (leecher)" "$(cat "$d/leecher.torrent.log")"; return; }
+	if [ "$hash" = "$lhash" ] && grep -q '7:privatei1e' "$d/seeder.torrent" && grep -q '7:privatei1e' "$d/leecher.torrent" &&
+		grep -qF "$PRIV_SEEDER_PK/announce" "$d/seeder.torrent" && grep -qF "$PRIV_LEECHER_PK/announce" "$d/leecher.torrent"; then
+		pass "$name: seeder's and leecher's torrents: private, own passkey URLs, one info_hash"
+	else
+		fail "$name: seeder's and leecher's torrents: private, own passkey URLs, one info_hash" "seeder $hash, leecher $lhash"
+		return
+	fi
+	read -r sp lp <<<"$($TOOL free-ports 2)"
+	note "$name: $PRIV_SIZE bytes, info_hash $hash, aria2 port $sp, transmission port $lp"
+
+	# The upload, as Gazelle does it: the rows, then the tracker is told.
+	if out=$(sql "INSERT INTO torrents (ID, info_hash, FreeTorrent, Size) VALUES ($PRIV_TID, UNHEX('$hash'), '0', $PRIV_SIZE);
+			INSERT INTO torrents_leech_stats (TorrentID) VALUES ($PRIV_TID);
+			INSERT INTO users_main (ID, torrent_pass, Enabled) VALUES ($PRIV_LEECHER_UID, '$PRIV_LEECHER_PK', '1');
+			INSERT INTO users_leech_stats (UserID) VALUES ($PRIV_LEECHER_UID);" 2>&1) &&
+		[ "$(site_update "action=add_torrent&id=$PRIV_TID&info_hash=$($TOOL quote "$hash")&freetorrent=0")" = success ] &&
+		[ "$(site_update "action=add_user&passkey=$PRIV_LEECHER_PK&id=$PRIV_LEECHER_UID&visible=1")" = success ]; then
+		pass "$name: site adds the torrent and the leecher (rows, then /update add_torrent and add_user: success)"
+	else
+		fail "$name: site adds the torrent and the leecher (rows, then /update add_torrent and add_user: success)" "$out" "$(tail -n 5 "$TRACKER_LOG")"
+		return
+	fi
+
+	out=$($TOOL announce "http://127.0.0.1:$TRACKER_PORT/$PRIV_BAD_PK/announce" "$hash" 2>&1)
+	if [ "$out" = "failure reason: Passkey not found" ]; then
+		pass "$name: an unknown passkey gets \"Passkey not found\""
+	else
+		fail "$name: an unknown passkey gets \"Passkey not found\"" "got: $out"
+	fi
+
+	local PASSKEY_PATH=/$PRIV_SEEDER_PK # expect_scrape scrapes as the seeder's user
+	aria2 "$d/seed" "$d/seeder.torrent" "$sp" "$d/aria2-seed.log" 150 --check-integrity=true
+	seeder=$CLIENT
+	expect_scrape "$name: seeder registered (aria2, left=0)" "$hash" 20 complete==1 incomplete==0 ||
+		{ show_logs "$d/aria2-seed.log" "$TRACKER_LOG"; return; }
+
+	transmission "$d/tr-cfg" "$d/leech" "$d/leecher.torrent" "$lp" "$d/transmission-leech.log" 150
+	leecher=$CLIENT
+	if wait_identical "$payload" "$d/leech/payload.bin" "$TRANSFER_WAIT" "$leecher"; then
+		pass "$name: transmission-cli downloaded a byte-identical file ($((SECONDS - SUITE_START))s)"
+	else
+		fail "$name: transmission-cli downloaded a byte-identical file" "$(show_logs "$d/aria2-seed.log" "$d/transmission-leech.log")"
+		return
+	fi
+	expect_scrape "$name: scrape after the transfer: 2 seeders, downloaded>=1" "$hash" 10 \
+		complete==2 incomplete==0 downloaded\>=1 || ok=0
+	if ! tracker_saw "$lp" completed; then
+		fail "$name: transmission-cli sent completed" "no event=completed from port $lp in $TRACKER_LOG"
+		ok=0
+	fi
+
+	# Both stop: aria2 sends `stopped` with its final counters; Transmission
+	# may or may not (its `completed` already carried its download).
+	stop_client "$seeder" INT
+	rc_in "$RC" 0 || fail "$name: aria2 seeder exits 0 on SIGINT (rc $RC)" "$(show_logs "$d/aria2-seed.log")"
+	tracker_saw "$sp" stopped || { fail "$name: aria2 sent stopped on SIGINT" "no event=stopped from port $sp"; ok=0; }
+	stop_client "$leecher" INT
+	rc_in "$RC" 0 124 130 || fail "$name: transmission-cli ends on SIGINT (rc $RC)" "$(show_logs "$d/transmission-leech.log")"
+
+	# A flush or more (every second): first look after 3 s, then poll.
+	sleep 3
+	PRIV_TRANSFERRED=1
+	private_db_checks "$name" "after the flushes" 10 || ok=0
+	[ "$ok" = 1 ] || show_logs "$d/aria2-seed.log" "$d/transmission-leech.log"
+}
 
 # run_case FUNCTION: run one case, then stop (by PID) any client it left
 # running, e.g. after an early failure.
@@ -534,8 +859,15 @@ main() {
 		run_case case_transmission_seeds_aria2_leeches
 		stop_tracker public
 	fi
-	# Private mode: start_tracker private ..., run_case case_private_passkey,
-	# stop_tracker private (see PRIVATE MODE GOES HERE above).
+	# Private mode: its own MariaDB and tracker. The deliberate unknown
+	# passkey is the one request allowed to fail.
+	if start_mariadb private && private_site private && start_tracker private "$(private_config)"; then
+		run_case case_private_passkey
+		stop_tracker private "GET /$PRIV_BAD_PK/announce\\?.*: Passkey not found\$"
+		# The flush at shutdown must not count anything a second time.
+		[ "$PRIV_TRANSFERRED" = 1 ] && private_db_checks private "after the tracker stopped" 0
+	fi
+	stop_mariadb
 	check_loopback_only
 	note "done"
 	finish

@@ -11,6 +11,10 @@ host are refused.
   tracker_tool.py wait-scrape URL HEX SECONDS COND...
         poll the scrape until every COND holds (COND is e.g. complete>=1,
         downloaded>=1, incomplete==0); exit 0 once they do, 1 at the deadline.
+  tracker_tool.py quote HEX                  the info_hash %-encoded, as a query value
+  tracker_tool.py get URL                    GET URL; print the body
+  tracker_tool.py announce URL HEX           one announce (started, left=1) of a
+        made-up peer; print "failure reason: R" or "interval=N peers=P"
 
 Responses are decoded with a strict bencode decoder: sorted unique keys,
 canonical integers and no trailing bytes, as clients such as anacrolix
@@ -164,6 +168,25 @@ def main(argv):
             time.sleep(0.1)
     elif cmd == "scrape":
         print(fmt(scrape(argv[2], argv[3])))
+    elif cmd == "quote":
+        print(urllib.parse.quote_from_bytes(bytes.fromhex(argv[2]), safe=""))
+    elif cmd == "get":
+        status, body = get(argv[2])
+        sys.stdout.write(body.decode("utf-8", "replace"))
+        return 0 if status == 200 else 1
+    elif cmd == "announce":
+        q = urllib.parse.urlencode({
+            "info_hash": bytes.fromhex(argv[3]),
+            "peer_id": b"-E2E001-" + b"%012d" % (time.time_ns() % 10**12),
+            "port": 6999, "uploaded": 0, "downloaded": 0, "left": 1,
+            "event": "started", "compact": 1,
+        })
+        status, body = get(argv[2] + "?" + q)
+        d = bdecode(body)
+        if b"failure reason" in d:
+            print("failure reason: " + d[b"failure reason"].decode("utf-8", "replace"))
+        else:
+            print("interval=%d peers=%d" % (d.get(b"interval", -1), len(d.get(b"peers", b"")) // 6))
     elif cmd == "wait-scrape":
         url, hexhash, secs = argv[2], argv[3], float(argv[4])
         conds = [parse_cond(s) for s in argv[5:]]
