@@ -9,8 +9,8 @@
 #   PEERS=1000000 TORRENTS=100000 scripts/bench-latency.sh
 set -euo pipefail
 PEERS=${PEERS:-5000000} TORRENTS=${TORRENTS:-500000} DUR=${DUR:-10} CONNS=${CONNS:-64}
-bench=${BENCH:-$(cd "$(dirname "$0")/../../shared/bench" 2>/dev/null && pwd)}
-[ -f "$bench/announce.lua" ] || { echo "no ../shared/bench/announce.lua; set BENCH" >&2; exit 1; }
+bench=${BENCH:-$(dirname "$0")/../../shared/bench}
+[ -f "$bench/announce.lua" ] || { echo "no $bench/announce.lua: set BENCH to the benchmark kit's folder" >&2; exit 1; }
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
 work=$(mktemp -d)
