@@ -132,6 +132,7 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request, ps httprouter.
 	}
 	if err == nil {
 		x.ann.UserAgent = r.Header.Get("User-Agent")
+		x.ann.Time = start
 		x.ann.PeerIDs = !x.opt.compact && !x.opt.noPeerID
 		x.ann.Addr = x.opt.ip
 		if !x.ann.Addr.IsValid() {

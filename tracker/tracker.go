@@ -196,7 +196,7 @@ func (t *Tracker) record(a *Announce, resp *AnnounceResponse, torrentID uint32) 
 		Snatched:   resp.Change.Has(Snatched),
 		Seeders:    resp.Complete,
 		Leechers:   resp.Incomplete,
-		Time:       time.Now(),
+		Time:       a.When(),
 		UserID:     a.UserID,
 		TorrentID:  torrentID,
 		UserAgent:  a.UserAgent,

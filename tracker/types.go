@@ -87,6 +87,17 @@ type Announce struct {
 	UserID  uint32
 	// UserAgent is the client's own name for itself, for the backend.
 	UserAgent string
+	// Time is when the announce arrived, as the frontend's clock read it
+	// once for the whole request; the zero Time means now.
+	Time time.Time
+}
+
+// When returns a.Time, or the current time if it is not set.
+func (a *Announce) When() time.Time {
+	if a.Time.IsZero() {
+		return time.Now()
+	}
+	return a.Time
 }
 
 // Seeder reports whether the announcer has the whole torrent.

@@ -178,7 +178,7 @@ func (s *Store) Close() error { return nil }
 
 // Announce implements tracker.Conn.
 func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp *tracker.AnnounceResponse) error {
-	now := s.now(time.Now())
+	now := s.now(a.When())
 	v6 := a.Addr.Is6()
 	sh := s.shard(&a.InfoHash)
 	sh.mu.Lock()
