@@ -530,6 +530,35 @@ rc_in() { # rc_in RC ALLOWED...
 # Cases
 # --------------------------------------------------------------------------
 
+# aria2_to_transmission SEED_TORRENT LEECH_TORRENT [aria2 options...]
+# The transfer both aria2-seeding cases share: aria2 seeds SEED_TORRENT from
+# $d/seed on port $sp, transmission-cli leeches LEECH_TORRENT (the same
+# torrent, or the leecher's own copy with its passkey) into $d/leech on port
+# $lp, and the scrape must then show two seeders and a download. Uses and
+# sets the calling case's locals (name d payload hash sp lp seeder leecher
+# ok); returns non-zero when the case cannot go on.
+aria2_to_transmission() {
+	local seed_torrent=$1 leech_torrent=$2
+	shift 2
+	aria2 "$d/seed" "$seed_torrent" "$sp" "$d/aria2-seed.log" 150 --check-integrity=true "$@"
+	seeder=$CLIENT
+	expect_scrape "$name: seeder registered (aria2, left=0)" "$hash" 20 complete==1 incomplete==0 ||
+		{ show_logs "$d/aria2-seed.log" "$TRACKER_LOG"; return 1; }
+
+	transmission "$d/tr-cfg" "$d/leech" "$leech_torrent" "$lp" "$d/transmission-leech.log" 150
+	leecher=$CLIENT
+	if wait_identical "$payload" "$d/leech/payload.bin" "$TRANSFER_WAIT" "$leecher"; then
+		pass "$name: transmission-cli downloaded a byte-identical file ($((SECONDS - SUITE_START))s)"
+	else
+		fail "$name: transmission-cli downloaded a byte-identical file" "$(show_logs "$d/aria2-seed.log" "$d/transmission-leech.log")"
+		return 1
+	fi
+
+	# Transmission announces `completed` at its next announce (about 2 s).
+	expect_scrape "$name: scrape after the transfer: 2 seeders, downloaded>=1" "$hash" 10 \
+		complete==2 incomplete==0 downloaded\>=1 || ok=0
+}
+
 # Case 1: aria2 seeds, transmission-cli leeches. Afterwards the seeder sends
 # `stopped` (SIGINT, a graceful aria2 shutdown) and the leecher, by then a
 # seeder too, vanishes (kill -9): the swarm must empty by stopped + expiry.
@@ -541,23 +570,7 @@ case_aria2_seeds_transmission_leeches() {
 	read -r sp lp <<<"$($TOOL free-ports 2)"
 	note "$name: $(stat -c %s "$payload") bytes, info_hash $hash, aria2 port $sp, transmission port $lp"
 
-	aria2 "$d/seed" "$d/test.torrent" "$sp" "$d/aria2-seed.log" 150 --check-integrity=true --seed-time=3
-	seeder=$CLIENT
-	expect_scrape "$name: seeder registered (aria2, left=0)" "$hash" 20 complete==1 incomplete==0 ||
-		{ show_logs "$d/aria2-seed.log"; return; }
-
-	transmission "$d/tr-cfg" "$d/leech" "$d/test.torrent" "$lp" "$d/transmission-leech.log" 150
-	leecher=$CLIENT
-	if wait_identical "$payload" "$d/leech/payload.bin" "$TRANSFER_WAIT" "$leecher"; then
-		pass "$name: transmission-cli downloaded a byte-identical file ($((SECONDS - SUITE_START))s)"
-	else
-		fail "$name: transmission-cli downloaded a byte-identical file" "$(show_logs "$d/aria2-seed.log" "$d/transmission-leech.log")"
-		return
-	fi
-
-	# Transmission announces `completed` at its next announce (about 2 s).
-	expect_scrape "$name: scrape after the transfer: 2 seeders, downloaded>=1" "$hash" 10 \
-		complete==2 incomplete==0 downloaded\>=1 || ok=0
+	aria2_to_transmission "$d/test.torrent" "$d/test.torrent" --seed-time=3 || return
 
 	stop_client "$seeder" INT
 	rc_in "$RC" 0 || fail "$name: aria2 seeder exits 0 on SIGINT (rc $RC)" "$(show_logs "$d/aria2-seed.log")"
@@ -801,21 +814,7 @@ case_private_passkey() {
 	fi
 
 	local PASSKEY_PATH=/$PRIV_SEEDER_PK # expect_scrape scrapes as the seeder's user
-	aria2 "$d/seed" "$d/seeder.torrent" "$sp" "$d/aria2-seed.log" 150 --check-integrity=true
-	seeder=$CLIENT
-	expect_scrape "$name: seeder registered (aria2, left=0)" "$hash" 20 complete==1 incomplete==0 ||
-		{ show_logs "$d/aria2-seed.log" "$TRACKER_LOG"; return; }
-
-	transmission "$d/tr-cfg" "$d/leech" "$d/leecher.torrent" "$lp" "$d/transmission-leech.log" 150
-	leecher=$CLIENT
-	if wait_identical "$payload" "$d/leech/payload.bin" "$TRANSFER_WAIT" "$leecher"; then
-		pass "$name: transmission-cli downloaded a byte-identical file ($((SECONDS - SUITE_START))s)"
-	else
-		fail "$name: transmission-cli downloaded a byte-identical file" "$(show_logs "$d/aria2-seed.log" "$d/transmission-leech.log")"
-		return
-	fi
-	expect_scrape "$name: scrape after the transfer: 2 seeders, downloaded>=1" "$hash" 10 \
-		complete==2 incomplete==0 downloaded\>=1 || ok=0
+	aria2_to_transmission "$d/seeder.torrent" "$d/leecher.torrent" || return
 	if ! tracker_saw "$lp" completed; then
 		fail "$name: transmission-cli sent completed" "no event=completed from port $lp in $TRACKER_LOG"
 		ok=0
