@@ -207,6 +207,11 @@ func TestSiteFiguresAndExpiry(t *testing.T) {
 	if f := sc["files"].(map[string]any)[ih1].(map[string]any); f["downloaded"] != int64(42) {
 		t.Errorf("scrape %v: want the site's snatches (42)", f)
 	}
+	// The site's interval is 90 minutes: a peer silent for 2 hours (past the
+	// configured lifetime of 1 hour) is still within two of its intervals.
+	if p, err := s.tracker.Reap(context.Background(), time.Now().Add(2*time.Hour)); err != nil || p.Peers[0] != 0 {
+		t.Fatalf("Reap after 2h = %+v, %v: want the peer kept", p, err)
+	}
 	if _, err := s.tracker.Reap(context.Background(), time.Now().Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}

@@ -131,15 +131,7 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 	if err != nil {
 		return err
 	}
-	interval, jitter := cfg.Announce.Duration, cfg.AnnounceJitter.Duration
-	if t.intervals != nil { // the site may have set its own
-		if d, ok := t.intervals.AnnounceInterval(); ok {
-			interval = d
-		}
-		if d, ok := t.intervals.AnnounceJitter(); ok {
-			jitter = d
-		}
-	}
+	interval, jitter := t.interval(cfg)
 	resp.Interval = interval
 	if jitter > 0 {
 		resp.Interval += rand.N(jitter) // spreads the re-announces of a restart's crowd
@@ -155,6 +147,36 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 		return ErrLeechingForbidden
 	}
 	return nil
+}
+
+// interval returns the announce interval and jitter clients are told: the
+// configuration's, unless the site has set its own.
+func (t *Tracker) interval(cfg *config.Config) (interval, jitter time.Duration) {
+	interval, jitter = cfg.Announce.Duration, cfg.AnnounceJitter.Duration
+	if t.intervals != nil {
+		if d, ok := t.intervals.AnnounceInterval(); ok {
+			interval = d
+		}
+		if d, ok := t.intervals.AnnounceJitter(); ok {
+			jitter = d
+		}
+	}
+	return interval, jitter
+}
+
+// lifetime is how long a silent peer stays: the configured lifetime, but
+// when the site has set its own interval, never less than twice the
+// longest interval clients are told, so that a site raising the interval
+// does not expire peers between their announces.
+func (t *Tracker) lifetime(cfg *config.Config) time.Duration {
+	if t.intervals == nil {
+		return cfg.Lifetime()
+	}
+	if _, ok := t.intervals.AnnounceInterval(); !ok {
+		return cfg.Lifetime()
+	}
+	interval, jitter := t.interval(cfg)
+	return max(cfg.Lifetime(), 2*(interval+jitter))
 }
 
 // authorize checks a private announce against the site: the user, the
@@ -295,7 +317,7 @@ func (t *Tracker) Reap(ctx context.Context, now time.Time) (Purged, error) {
 	}
 	defer conn.Close()
 	cfg := t.cfg.Load()
-	p, err := conn.Purge(ctx, now.Add(-cfg.Lifetime()), cfg.PurgeInactiveTorrents)
+	p, err := conn.Purge(ctx, now.Add(-t.lifetime(cfg)), cfg.PurgeInactiveTorrents)
 	var leechers [2]int
 	for f := range leechers {
 		leechers[f] = p.Peers[f] - p.Seeders[f]
