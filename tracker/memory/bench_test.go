@@ -31,3 +31,27 @@ func BenchmarkAnnounce(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAnnounceSmallSwarms re-announces peers of the benchmark's
+// typical swarms (about 10 peers, below the index threshold), each time in
+// another torrent.
+func BenchmarkAnnounceSmallSwarms(b *testing.B) {
+	const torrents = 10_000
+	s := New(Params{Shards: 1024})
+	var resp tracker.AnnounceResponse
+	anns := make([]tracker.Announce, 10*torrents)
+	for i := range anns {
+		anns[i] = tracker.Announce{InfoHash: benchHash(i % torrents), PeerID: trackertest.ID(i), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: 7000, Left: uint64(i % 3)}
+		resp.Reset()
+		s.Announce(context.Background(), &anns[i], 0, &resp)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i = (i + 7919) % len(anns)
+		resp.Reset()
+		if err := s.Announce(context.Background(), &anns[i], 50, &resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
