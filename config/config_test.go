@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,27 @@ func TestExampleJSON(t *testing.T) {
 	}
 	if cfg.Private || cfg.Tracker.Name != "memory" || cfg.Backend.Name != "noop" {
 		t.Errorf("example.json: private %v, tracker %q, backend %q", cfg.Private, cfg.Tracker.Name, cfg.Backend.Name)
+	}
+	// Operators learn the keys from this file: it names every one, at its
+	// default.
+	raw, _ := os.ReadFile("../example.json")
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		t.Fatal(err)
+	}
+	ct := reflect.TypeOf(Config{})
+	for i := range ct.NumField() {
+		key, _, _ := strings.Cut(ct.Field(i).Tag.Get("json"), ",")
+		if _, ok := keys[key]; !ok {
+			t.Errorf("example.json does not name %q", key)
+		}
+	}
+	cfg.Tracker.Params = nil // the example names the memory store's one parameter
+	if len(cfg.TrustedProxies) == 0 {
+		cfg.TrustedProxies = nil // [] in the file, nil by default: the same
+	}
+	if want := Default(); !reflect.DeepEqual(cfg, want) {
+		t.Errorf("example.json differs from the defaults:\n%+v\nwant\n%+v", cfg, want)
 	}
 }
 
