@@ -264,7 +264,7 @@ func TestParams(t *testing.T) {
 		{`{` + good + `, "site_secret": "x"}`, "site_url"},
 		{`{` + good + `, "site_url": "example.com", "site_secret": "x"}`, "site_url"},
 		{`{` + good + `, "del_reason_lifetime": "-1h"}`, "del_reason_lifetime"},
-		{`{` + good + `, "multipliers": true}`, "multipliers"},
+		{`{` + good + `, "multipliers": "yes"}`, "multipliers"},
 		{`{` + good + `, "passwd": "x"}`, "passwd"},
 	} {
 		_, err := ParseParams(json.RawMessage(tc.params))
@@ -276,8 +276,11 @@ func TestParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Schema != SchemaLeechStats || p.FlushInterval.Duration != 3*time.Second || p.ReloadInterval.Duration != 0 || p.QueueLimit != DefaultQueueLimit {
+	if p.Schema != SchemaLeechStats || p.FlushInterval.Duration != 3*time.Second || p.ReloadInterval.Duration != 0 || p.QueueLimit != DefaultQueueLimit || p.Multipliers {
 		t.Errorf("defaults: %+v", p)
+	}
+	if p, err := ParseParams(json.RawMessage(`{` + good + `, "multipliers": true}`)); err != nil || !p.Multipliers {
+		t.Errorf("multipliers: true: %+v, %v", p, err)
 	}
 	if _, err := backend.Open("mysql", json.RawMessage(`{"schema": "x"}`)); err == nil || !strings.Contains(err.Error(), "dsn") {
 		t.Errorf("backend.Open: %v", err)

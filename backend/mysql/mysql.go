@@ -98,6 +98,15 @@ type Params struct {
 	// DeleteReasonLifetime is how long a deleted torrent's reason is told
 	// to its announcers (default 24h, Ocelot's del_reason_lifetime).
 	DeleteReasonLifetime config.Duration `json:"del_reason_lifetime"`
+	// Multipliers turns on per-user and per-torrent upload and download
+	// multipliers (an extension: Ocelot has none), off by default. The
+	// loads then also read users_main.UpMultiplier, DownMultiplier and
+	// torrents.UpMultiplier, DownMultiplier (columns the site adds, NULL
+	// meaning 1.0), and credit Δup × user's × torrent's UpMultiplier and
+	// Δdown × user's × torrent's DownMultiplier. Users and torrents added
+	// by the site's updates (add_user, add_torrent) have multipliers 1.0
+	// until the next reload.
+	Multipliers bool `json:"multipliers"`
 }
 
 // Defaults of the parameters left out.
@@ -253,7 +262,7 @@ func Open(ctx context.Context, p Params) (*Conn, error) {
 	c := &Conn{
 		p:     p,
 		db:    db,
-		q:     queriesFor(p.Schema),
+		q:     queriesFor(p.Schema, p.Multipliers),
 		start: time.Now(),
 		stop:  make(chan struct{}),
 	}
@@ -284,6 +293,9 @@ func (c *Conn) open(ctx context.Context) error {
 		return err
 	}
 	if err := c.loadWidths(ctx); err != nil {
+		return err
+	}
+	if err := c.checkMultiplierColumns(ctx); err != nil {
 		return err
 	}
 	if err := c.Reload(ctx); err != nil {

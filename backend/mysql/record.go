@@ -231,13 +231,16 @@ func (c *Conn) RecordAnnounce(a backend.Announce) error {
 
 	// What the site says of the torrent and user.
 	free, tokened, protected := backend.Normal, false, false
+	var userMul, torMul *multipliers // nil: 1.0
 	c.site.mu.RLock()
 	if t, ok := c.site.torrents[a.InfoHash]; ok && t.id == a.TorrentID {
 		free = t.free
 		_, tokened = t.tokened[a.UserID]
+		torMul = t.mul
 	}
 	if u, ok := c.site.byID[a.UserID]; ok {
 		protected = u.protected
+		userMul = u.mul
 	}
 	c.site.mu.RUnlock()
 
@@ -297,6 +300,14 @@ func (c *Conn) RecordAnnounce(a backend.Announce) error {
 					}
 				}
 				creditDown = 0
+			}
+			// The multipliers (param multipliers) apply to what the rules
+			// left; the token's bookkeeping above stays raw, as Ocelot's.
+			if userMul != nil || torMul != nil {
+				uu, ud := userMul.factors()
+				tu, td := torMul.factors()
+				creditUp = scaleCredit(creditUp, uu*tu)
+				creditDown = scaleCredit(creditDown, ud*td)
 			}
 			if creditUp != 0 || creditDown != 0 {
 				r, ok := pend.users[a.UserID]

@@ -5,6 +5,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +18,7 @@ type user struct {
 	id        uint32
 	canLeech  bool
 	protected bool
+	mul       *multipliers // nil: 1.0 both ways
 }
 
 // torrent is a registered torrent as Ocelot keeps one.
@@ -23,6 +26,58 @@ type torrent struct {
 	id      uint32
 	free    backend.FreeType
 	tokened map[uint32]struct{} // users holding a freeleech token on it
+	mul     *multipliers        // nil: 1.0 both ways
+}
+
+// multipliers are a user's or torrent's credit multipliers (the param
+// multipliers). Users and torrents without them (multipliers off, both
+// 1.0, or added by add_user/add_torrent since the last load) have none:
+// nil means 1.0 both ways.
+type multipliers struct{ up, down float64 }
+
+// newMultipliers reads a row's multipliers: NULL is 1.0, a negative (or
+// NaN) multiplier is 0. It returns nil for 1.0 both ways.
+func newMultipliers(up, down sql.NullFloat64) *multipliers {
+	m := multipliers{up: 1, down: 1}
+	if up.Valid {
+		m.up = up.Float64
+	}
+	if down.Valid {
+		m.down = down.Float64
+	}
+	if !(m.up >= 0) {
+		m.up = 0
+	}
+	if !(m.down >= 0) {
+		m.down = 0
+	}
+	if m.up == 1 && m.down == 1 {
+		return nil
+	}
+	return &m
+}
+
+func (m *multipliers) factors() (up, down float64) {
+	if m == nil {
+		return 1, 1
+	}
+	return m.up, m.down
+}
+
+// scaleCredit is n × f rounded to the nearest byte, never negative and
+// saturated at the largest int64; f == 1 keeps n exactly.
+func scaleCredit(n int64, f float64) int64 {
+	if f == 1 || n <= 0 {
+		return max(n, 0)
+	}
+	if !(f > 0) {
+		return 0
+	}
+	v := math.Round(float64(n) * f)
+	if v >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(v)
 }
 
 type delReason struct {
@@ -176,9 +231,22 @@ type queries struct {
 	whitelist string
 	zeroPeers string
 	classic   bool
+	// multipliers: torrents and users also select UpMultiplier and
+	// DownMultiplier, last.
+	multipliers bool
 }
 
-func queriesFor(schema string) queries {
+// multiplierColumns are the columns the param multipliers reads.
+var multiplierColumns = [...][2]string{
+	{"users_main", "UpMultiplier"},
+	{"users_main", "DownMultiplier"},
+	{"torrents", "UpMultiplier"},
+	{"torrents", "DownMultiplier"},
+}
+
+// queriesFor returns Ocelot's queries for the schema flavour; with
+// multipliers, the users' and torrents' loads also read their multipliers.
+func queriesFor(schema string, withMultipliers bool) queries {
 	q := queries{
 		users:     "SELECT ID, can_leech, torrent_pass, (Visible='0' OR IP='127.0.0.1') AS Protected FROM users_main WHERE Enabled='1'",
 		tokens:    "SELECT uf.UserID, t.info_hash FROM users_freeleeches AS uf JOIN torrents AS t ON t.ID = uf.TorrentID WHERE uf.Expired = '0'",
@@ -194,7 +262,57 @@ func queriesFor(schema string) queries {
 		q.torrents = "SELECT t.ID, t.info_hash, t.FreeTorrent, COALESCE(tls.Snatched, 0), COALESCE(tls.Balance, 0) FROM torrents t LEFT JOIN torrents_leech_stats tls ON (tls.TorrentID = t.ID) ORDER BY t.ID"
 		q.zeroPeers = "UPDATE torrents_leech_stats SET Seeders = 0, Leechers = 0 WHERE Seeders <> 0 OR Leechers <> 0"
 	}
+	if withMultipliers {
+		q.multipliers = true
+		q.users = "SELECT ID, can_leech, torrent_pass, (Visible='0' OR IP='127.0.0.1') AS Protected, UpMultiplier, DownMultiplier FROM users_main WHERE Enabled='1'"
+		if q.classic {
+			q.torrents = "SELECT ID, info_hash, FreeTorrent, Snatched, balance, UpMultiplier, DownMultiplier FROM torrents ORDER BY ID"
+		} else {
+			q.torrents = "SELECT t.ID, t.info_hash, t.FreeTorrent, COALESCE(tls.Snatched, 0), COALESCE(tls.Balance, 0), t.UpMultiplier, t.DownMultiplier FROM torrents t LEFT JOIN torrents_leech_stats tls ON (tls.TorrentID = t.ID) ORDER BY t.ID"
+		}
+	}
 	return q
+}
+
+// checkMultiplierColumns fails, with multipliers on, when a multiplier
+// column is missing: the site adds them.
+func (c *Conn) checkMultiplierColumns(ctx context.Context) error {
+	if !c.p.Multipliers {
+		return nil
+	}
+	rows, err := c.db.QueryContext(ctx, `SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS
+		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('users_main', 'torrents')
+		AND COLUMN_NAME IN ('UpMultiplier', 'DownMultiplier')`)
+	if err != nil {
+		return fmt.Errorf("backend.params: multipliers: reading the columns: %w", err)
+	}
+	var have [len(multiplierColumns)]bool
+	for rows.Next() {
+		var table, column string
+		if err := rows.Scan(&table, &column); err != nil {
+			rows.Close()
+			return fmt.Errorf("backend.params: multipliers: reading the columns: %w", err)
+		}
+		for i, tc := range multiplierColumns {
+			if strings.EqualFold(table, tc[0]) && strings.EqualFold(column, tc[1]) {
+				have[i] = true
+			}
+		}
+	}
+	if err := closeRows(rows); err != nil {
+		return fmt.Errorf("backend.params: multipliers: reading the columns: %w", err)
+	}
+	var missing []string
+	for i, tc := range multiplierColumns {
+		if !have[i] {
+			missing = append(missing, tc[0]+"."+tc[1])
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("backend.params: multipliers: true needs the column(s) %s, missing from the database (add them as DECIMAL or FLOAT, NULL meaning 1.0, or turn multipliers off)",
+			strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // loaded is one read of the site's tables.
@@ -230,15 +348,20 @@ func (c *Conn) load(ctx context.Context) (*loaded, error) {
 			free     sql.NullString
 			snatched int64
 			balance  int64
+			up, down sql.NullFloat64
 		)
-		if err := rows.Scan(&id, &hash, &free, &snatched, &balance); err != nil {
+		dest := []any{&id, &hash, &free, &snatched, &balance}
+		if c.q.multipliers {
+			dest = append(dest, &up, &down)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("loading torrents: %w", err)
 		}
 		if len(hash) != 20 {
 			continue // Ocelot skips empty info_hashes; others cannot match
 		}
-		l.torrents[[20]byte(hash)] = &torrent{id: id, free: freeType(free.String), tokened: map[uint32]struct{}{}}
+		l.torrents[[20]byte(hash)] = &torrent{id: id, free: freeType(free.String), tokened: map[uint32]struct{}{}, mul: newMultipliers(up, down)}
 		l.stats[id] = torrentStats{snatched: snatched, balance: balance}
 	}
 	if err := closeRows(rows); err != nil {
@@ -278,12 +401,17 @@ func (c *Conn) load(ctx context.Context) (*loaded, error) {
 			canLeech  sql.NullInt64
 			passkey   string
 			protected sql.NullInt64
+			up, down  sql.NullFloat64
 		)
-		if err := rows.Scan(&id, &canLeech, &passkey, &protected); err != nil {
+		dest := []any{&id, &canLeech, &passkey, &protected}
+		if c.q.multipliers {
+			dest = append(dest, &up, &down)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("loading users: %w", err)
 		}
-		u := &user{id: id, canLeech: canLeech.Int64 != 0, protected: protected.Int64 != 0}
+		u := &user{id: id, canLeech: canLeech.Int64 != 0, protected: protected.Int64 != 0, mul: newMultipliers(up, down)}
 		l.users[passkey] = u
 		l.byID[id] = u
 	}
