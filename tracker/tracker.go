@@ -111,7 +111,7 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 		a.UserID, torrentID = user.ID, tor.ID
 		// Like Ocelot, a user who may not leech still has the traffic of
 		// the announce credited, but is kept out of the swarm.
-		forbidden = !user.CanLeech && a.Left > 0
+		forbidden = !user.CanLeech && !a.Seeder()
 	}
 
 	event := a.Event

@@ -217,7 +217,7 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 		return nil
 	}
 
-	seeder := a.Left == 0
+	seeder := a.Seeder()
 	switch {
 	case i < 0:
 		i = l.add(a, now, s.seed)

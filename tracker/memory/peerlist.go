@@ -145,7 +145,7 @@ func (l *peerList) add(a *tracker.Announce, now uint32, seed maphash.Seed) int {
 	} else if i+1 >= indexFrom {
 		l.index = newPeerIndex(l, seed)
 	}
-	if a.Left == 0 {
+	if a.Seeder() {
 		return l.setSeeder(i, true, seed)
 	}
 	return i
