@@ -131,7 +131,7 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 	if err != nil {
 		return err
 	}
-	interval, jitter := t.interval(cfg)
+	interval, jitter, _ := t.interval(cfg)
 	resp.Interval = interval
 	if jitter > 0 {
 		resp.Interval += rand.N(jitter) // spreads the re-announces of a restart's crowd
@@ -150,18 +150,18 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 }
 
 // interval returns the announce interval and jitter clients are told: the
-// configuration's, unless the site has set its own.
-func (t *Tracker) interval(cfg *config.Config) (interval, jitter time.Duration) {
+// configuration's, unless the site has set its own interval (fromSite).
+func (t *Tracker) interval(cfg *config.Config) (interval, jitter time.Duration, fromSite bool) {
 	interval, jitter = cfg.Announce.Duration, cfg.AnnounceJitter.Duration
 	if t.intervals != nil {
 		if d, ok := t.intervals.AnnounceInterval(); ok {
-			interval = d
+			interval, fromSite = d, true
 		}
 		if d, ok := t.intervals.AnnounceJitter(); ok {
 			jitter = d
 		}
 	}
-	return interval, jitter
+	return interval, jitter, fromSite
 }
 
 // lifetime is how long a silent peer stays: the configured lifetime, but
@@ -169,13 +169,10 @@ func (t *Tracker) interval(cfg *config.Config) (interval, jitter time.Duration) 
 // longest interval clients are told, so that a site raising the interval
 // does not expire peers between their announces.
 func (t *Tracker) lifetime(cfg *config.Config) time.Duration {
-	if t.intervals == nil {
+	interval, jitter, fromSite := t.interval(cfg)
+	if !fromSite {
 		return cfg.Lifetime()
 	}
-	if _, ok := t.intervals.AnnounceInterval(); !ok {
-		return cfg.Lifetime()
-	}
-	interval, jitter := t.interval(cfg)
 	return max(cfg.Lifetime(), 2*(interval+jitter))
 }
 
