@@ -2,13 +2,16 @@
 // process, in a map sharded by info_hash so that announces to different
 // torrents rarely wait on one another.
 //
-// Peers are stored as fixed-size, pointer-free records (see peerList), so a
-// store of millions of peers costs tens of bytes each and gives the garbage
-// collector almost nothing to scan.
+// Peers are stored as fixed-size, pointer-free records (see peerList) in
+// one arena per shard, outside the Go heap (see arena), so a store of
+// millions of peers costs tens of bytes each and gives the garbage
+// collector nothing to scan or count.
 //
 // Parameters ("tracker.params"):
 //
-//	{"shards": 1024}   number of independently locked shards (a power of two)
+//	{"shards": 1024}   number of independently locked shards (a power of two
+//	                   up to 16384: each shard's arena is a memory mapping,
+//	                   and Linux allows 65530 per process by default)
 package memory
 
 import (
@@ -17,6 +20,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"time"
 
@@ -43,40 +47,64 @@ func (driver) Open(opts tracker.Options) (tracker.Pool, error) {
 	if err := config.DecodeParams("tracker.params", opts.Params, &p); err != nil {
 		return nil, err
 	}
-	if p.Shards < 1 || p.Shards&(p.Shards-1) != 0 || p.Shards > 1<<16 {
-		return nil, fmt.Errorf("tracker.params: shards: want a power of two from 1 to 65536, got %d", p.Shards)
+	if p.Shards < 1 || p.Shards&(p.Shards-1) != 0 || p.Shards > maxShards {
+		return nil, fmt.Errorf("tracker.params: shards: want a power of two from 1 to %d, got %d", maxShards, p.Shards)
 	}
 	return New(p), nil
 }
+
+// maxShards keeps the arenas' mappings well below Linux's default limit
+// of 65530 per process (vm.max_map_count), with room for the runtime's.
+const maxShards = 1 << 14
 
 // Store is an in-memory swarm store. It is its own Pool and Conn: Get
 // returns the store itself and Close on it does nothing, so a request costs
 // no allocation.
 type Store struct {
 	shards []shard
-	seed   maphash.Seed
 	epoch  time.Time
 	p      Params
 }
 
 // New returns an empty store.
 func New(p Params) *Store {
-	return &Store{shards: make([]shard, p.Shards), seed: maphash.MakeSeed(), epoch: time.Now(), p: p}
+	s := &Store{shards: make([]shard, p.Shards), epoch: time.Now(), p: p}
+	seed := maphash.MakeSeed()
+	for k := range s.shards {
+		s.shards[k].seed, s.shards[k].uid = seed, p.Private
+	}
+	// The arenas are outside the heap: give them back once the store is
+	// unreachable, as Close cannot (the store is its own Conn).
+	runtime.AddCleanup(s, releaseArenas, s.shards)
+	return s
+}
+
+func releaseArenas(shards []shard) {
+	for k := range shards {
+		shards[k].arena.release()
+	}
 }
 
 // shard is one lock's worth of swarms. Swarms live in a slab indexed by a
-// map, so that the map holds no pointers and a swarm can be changed in place.
+// map, so that the map holds no pointers and a swarm can be changed in
+// place; their peers are in the shard's arena. Nothing here holds a
+// pointer the collector would follow into the peers.
 type shard struct {
 	mu     sync.Mutex
 	index  map[tracker.InfoHash]int32
 	swarms []swarm
-	free   []int32 // slab slots of removed swarms, for reuse
+	free   []int32   // slab slots of removed swarms, for reuse
+	v6s    []v6Peers // IPv6 lists, which most swarms do not have
+	freeV6 []int32
+	arena  arena
+	seed   maphash.Seed
+	uid    bool // records carry a user id (private stores)
 	_      [32]byte
 }
 
 type swarm struct {
 	v4         peerList
-	v6         *v6Peers // most swarms have no IPv6 peer
+	v6         int32 // position+1 of the swarm's IPv6 list in v6s; 0: none
 	downloaded uint32
 }
 
@@ -95,36 +123,145 @@ func (s *Store) shard(h *tracker.InfoHash) *shard {
 // now is the store's clock: whole seconds since the epoch.
 func (s *Store) now(t time.Time) uint32 { return uint32(t.Sub(s.epoch) / time.Second) }
 
-// list returns the swarm's list for the family, creating the IPv6 one if
-// create is set; it returns nil for a missing list otherwise.
-func (w *swarm) list(v6, create, private bool) *peerList {
-	if !v6 {
-		return &w.v4
+// view returns the working form of a list of the shard.
+func (sh *shard) view(h *peerList, v6 bool) list {
+	l := list{peerList: h, sh: sh, addrLen: 4}
+	if v6 {
+		l.addrLen = 16
 	}
-	if w.v6 == nil {
-		if !create {
-			return nil
-		}
-		w.v6 = &v6Peers{peerList: newPeerList(true, private)}
+	l.stride = 26 + l.addrLen
+	if sh.uid {
+		l.hasUID = true
+		l.stride += 4
 	}
-	return &w.v6.peerList
+	return l
 }
 
-func (w *swarm) counts() tracker.Counts {
-	c := tracker.Counts{Complete: int(w.v4.seeders), Incomplete: w.v4.leechers(), Downloaded: int(w.downloaded)}
-	if w.v6 != nil {
-		c.Complete += int(w.v6.seeders - w.v6.twins[1])
-		c.Incomplete += w.v6.leechers() - int(w.v6.twins[0])
+// list returns the swarm's list for the family, creating the IPv6 one if
+// create is set; ok is false for a missing list otherwise.
+func (sh *shard) list(w *swarm, v6, create bool) (l list, ok bool) {
+	if !v6 {
+		return sh.view(&w.v4, false), true
+	}
+	if w.v6 == 0 {
+		if !create {
+			return list{}, false
+		}
+		if n := len(sh.freeV6); n > 0 {
+			w.v6 = sh.freeV6[n-1] + 1
+			sh.freeV6 = sh.freeV6[:n-1]
+		} else {
+			sh.v6s = append(sh.v6s, v6Peers{})
+			w.v6 = int32(len(sh.v6s))
+		}
+	}
+	return sh.view(&sh.v6s[w.v6-1].peerList, true), true
+}
+
+// v6 returns the swarm's IPv6 peers, or nil.
+func (sh *shard) v6(w *swarm) *v6Peers {
+	if w.v6 == 0 {
+		return nil
+	}
+	return &sh.v6s[w.v6-1]
+}
+
+// dropV6 gives back the swarm's IPv6 list, which is empty.
+func (sh *shard) dropV6(w *swarm) {
+	if w.v6 == 0 {
+		return
+	}
+	sh.view(&sh.v6s[w.v6-1].peerList, true).release()
+	sh.v6s[w.v6-1] = v6Peers{}
+	sh.freeV6 = append(sh.freeV6, w.v6-1)
+	w.v6 = 0
+}
+
+func (sh *shard) counts(w *swarm) tracker.Counts {
+	c := tracker.Counts{Complete: int(w.v4.seeders), Incomplete: int(w.v4.n - w.v4.seeders), Downloaded: int(w.downloaded)}
+	if v := sh.v6(w); v != nil {
+		c.Complete += int(v.seeders - v.twins[1])
+		c.Incomplete += int(v.n-v.seeders) - int(v.twins[0])
 	}
 	return c
 }
 
-func (w *swarm) empty() bool {
-	return w.v4.len() == 0 && (w.v6 == nil || w.v6.len() == 0)
+func (sh *shard) empty(w *swarm) bool {
+	v := sh.v6(w)
+	return w.v4.n == 0 && (v == nil || v.n == 0)
+}
+
+// alloc returns n bytes of the arena, compacting it first if it is full or
+// holes waste too much of it. A compaction moves every block of the shard:
+// a list's offsets must be read after any call that may allocate.
+func (sh *shard) alloc(n int) uint32 {
+	a := &sh.arena
+	if !a.fits(n) || a.wantsCompaction() {
+		sh.compact(n)
+	}
+	return a.take(n)
+}
+
+// compact copies every live block into a new mapping with room for twice
+// what is live plus n more bytes, and releases the old one.
+func (sh *shard) compact(n int) {
+	var live int
+	sh.eachList(func(l list) {
+		live += units(int(l.cap)*l.stride) * unit
+		if l.ixBits > 0 {
+			live += 4 << l.ixBits
+		}
+	})
+	old := sh.arena.replace(max(2*(live+units(n)*unit), 64<<10))
+	sh.eachList(func(l list) {
+		if l.cap > 0 {
+			off := sh.arena.take(int(l.cap) * l.stride)
+			copy(sh.arena.bytesAt(off, l.len()*l.stride), old[int(l.off)*unit:])
+			l.off = off
+		}
+		if l.ixBits > 0 {
+			off := sh.arena.take(4 << l.ixBits)
+			copy(sh.arena.bytesAt(off, 4<<l.ixBits), old[int(l.ix)*unit:])
+			l.ix = off
+		}
+	})
+	if old != nil {
+		unmapBytes(old)
+	}
+}
+
+// tidy gives memory back after a purge: an arena with nothing live in it
+// is released, one with many holes compacted. (Otherwise only an
+// allocation compacts, and a shard that lost its peers would keep its
+// pages until it gains new ones.)
+func (sh *shard) tidy() {
+	switch a := &sh.arena; {
+	case a.top == a.holes:
+		a.release()
+	case a.wantsCompaction():
+		sh.compact(0)
+	}
+}
+
+// eachList calls f with every list of the shard.
+func (sh *shard) eachList(f func(list)) {
+	for i := range sh.swarms {
+		f(sh.view(&sh.swarms[i].v4, false))
+	}
+	for i := range sh.v6s {
+		f(sh.view(&sh.v6s[i].peerList, true))
+	}
+}
+
+// resident returns the bytes of peers the shard keeps in memory.
+func (sh *shard) resident() int {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.arena.resident()
 }
 
 // seederIndex is 1 for a seeder's position in l, 0 for a leecher's.
-func seederIndex(l *peerList, i int) int {
+func seederIndex(l list, i int) int {
 	if i < int(l.seeders) {
 		return 1
 	}
@@ -133,40 +270,42 @@ func seederIndex(l *peerList, i int) int {
 
 // twin marks or unmarks IPv6 record i as the twin of an IPv4 record,
 // keeping the twin counts.
-func (v *v6Peers) twin(i int, on bool) {
-	if v.setFlag(i, flagTwin, on) != on {
+func (v *v6Peers) twin(l list, i int, on bool) {
+	if l.setFlag(i, flagTwin, on) != on {
 		if on {
-			v.twins[seederIndex(&v.peerList, i)]++
+			v.twins[seederIndex(l, i)]++
 		} else {
-			v.twins[seederIndex(&v.peerList, i)]--
+			v.twins[seederIndex(l, i)]--
 		}
 	}
 }
 
 // remove6 removes IPv6 record i, keeping the twin counts.
-func (v *v6Peers) remove6(i int, seed maphash.Seed) {
-	v.twin(i, false)
-	v.remove(i, seed)
+func (v *v6Peers) remove6(l list, i int) {
+	v.twin(l, i, false)
+	l.remove(i)
 }
 
 // setSeeder6 moves IPv6 record i between seeders and leechers, keeping the
 // twin counts, and returns its new position.
-func (v *v6Peers) setSeeder6(i int, seeder bool, seed maphash.Seed) int {
-	twin := v.flag(i, flagTwin)
-	v.twin(i, false)
-	i = v.setSeeder(i, seeder, seed)
-	v.twin(i, twin)
+func (v *v6Peers) setSeeder6(l list, i int, seeder bool) int {
+	twin := l.flag(i, flagTwin)
+	v.twin(l, i, false)
+	i = l.setSeeder(i, seeder)
+	v.twin(l, i, twin)
 	return i
 }
 
 // ipv4Changed keeps the twin flag of a dual-stacked peer's IPv6 record in
 // step with its IPv4 record, which was just added (present) or removed.
-func (s *Store) ipv4Changed(w *swarm, id *tracker.PeerID, present bool) {
-	if !s.p.DualStacked || w.v6 == nil {
+func (s *Store) ipv4Changed(sh *shard, w *swarm, id *tracker.PeerID, present bool) {
+	if !s.p.DualStacked {
 		return
 	}
-	if j := w.v6.find(id, s.seed); j >= 0 {
-		w.v6.twin(j, present)
+	if l, ok := sh.list(w, true, false); ok {
+		if j := l.find(id); j >= 0 {
+			sh.v6(w).twin(l, j, present)
+		}
 	}
 }
 
@@ -190,14 +329,14 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 			resp.Counts = tracker.Counts{}
 			return nil
 		}
-		slot = sh.add(a.InfoHash, s.p.Private)
+		slot = sh.add(a.InfoHash)
 		resp.Change |= tracker.SwarmAdded
 	}
 	w := &sh.swarms[slot]
-	l := w.list(v6, a.Event != tracker.Stopped, s.p.Private)
+	l, ok := sh.list(w, v6, a.Event != tracker.Stopped)
 	i := -1
-	if l != nil {
-		i = l.find(&a.PeerID, s.seed)
+	if ok {
+		i = l.find(&a.PeerID)
 	}
 	if i >= 0 && i < int(l.seeders) {
 		resp.Change |= tracker.SeederBefore
@@ -206,35 +345,35 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 	if a.Event == tracker.Stopped {
 		if i >= 0 {
 			if v6 {
-				w.v6.remove6(i, s.seed)
+				sh.v6(w).remove6(l, i)
 			} else {
-				l.remove(i, s.seed)
-				s.ipv4Changed(w, &a.PeerID, false)
+				l.remove(i)
+				s.ipv4Changed(sh, w, &a.PeerID, false)
 			}
 			resp.Change |= tracker.PeerRemoved
 		}
-		resp.Counts = w.counts()
+		resp.Counts = sh.counts(w)
 		return nil
 	}
 
 	seeder := a.Seeder()
 	switch {
 	case i < 0:
-		i = l.add(a, now, s.seed)
+		i = l.add(a, now)
 		resp.Change |= tracker.PeerAdded
 		if v6 {
-			if s.p.DualStacked && w.v4.find(&a.PeerID, s.seed) >= 0 {
-				w.v6.twin(i, true)
+			if s.p.DualStacked && sh.view(&w.v4, false).find(&a.PeerID) >= 0 {
+				sh.v6(w).twin(l, i, true)
 			}
 		} else {
-			s.ipv4Changed(w, &a.PeerID, true)
+			s.ipv4Changed(sh, w, &a.PeerID, true)
 		}
 	case v6:
 		l.set(i, a, now)
-		i = w.v6.setSeeder6(i, seeder, s.seed)
+		i = sh.v6(w).setSeeder6(l, i, seeder)
 	default:
 		l.set(i, a, now)
-		i = l.setSeeder(i, seeder, s.seed)
+		i = l.setSeeder(i, seeder)
 	}
 	if seeder {
 		resp.Change |= tracker.SeederAfter
@@ -243,7 +382,7 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 		w.downloaded++
 		resp.Change |= tracker.Snatched
 	}
-	resp.Counts = w.counts()
+	resp.Counts = sh.counts(w)
 
 	if want > 0 {
 		p := picker{self: i, uid: a.UserID, seeder: seeder, want: want, ids: a.PeerIDs}
@@ -252,13 +391,13 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 		}
 		// The announcer's own family first: those are the peers it can reach.
 		p.pick(resp, l)
-		if other := w.list(!v6, false, false); other != nil && p.n < want && !s.p.RespectAF {
+		if other, ok := sh.list(w, !v6, false); ok && p.n < want && !s.p.RespectAF {
 			p.self, p.subnet = -1, nil
 			if s.p.DualStacked {
 				// A dual-stacked peer was handed out by its own-family
 				// address already, if at all.
 				if v6 {
-					p.twinsIn, p.seed = l, s.seed
+					p.twinsIn = l
 				} else {
 					p.skipTwins = true
 				}
@@ -283,15 +422,14 @@ type picker struct {
 	subnet []byte
 	bits   int
 
-	skipTwins bool      // skip records with flagTwin
-	twinsIn   *peerList // skip records whose peer_id is in this list
-	seed      maphash.Seed
+	skipTwins bool // skip records with flagTwin
+	twinsIn   list // skip records whose peer_id is in this list, if set
 }
 
 // pick appends peers of l to resp until p.want are handed out. It starts at
 // a random record and walks on, so that every peer is handed out about as
 // often; with a preferred subnet it walks twice, the subnet's peers first.
-func (p *picker) pick(resp *tracker.AnnounceResponse, l *peerList) {
+func (p *picker) pick(resp *tracker.AnnounceResponse, l list) {
 	lo, n := 0, l.len()
 	if p.seeder {
 		lo = int(l.seeders)
@@ -304,22 +442,29 @@ func (p *picker) pick(resp *tracker.AnnounceResponse, l *peerList) {
 	if l.addrLen == 16 {
 		packed, ids = &resp.Peers6, &resp.IDs6
 	}
-	start := rand.IntN(span)
+	// The records once, not through the arena for each: this loop is most
+	// of an announce's time in the store.
+	recs, stride := l.records(), l.stride
+	addrEnd, seenAt := offAddr+l.addrLen, l.offSeen()
+	start := lo + rand.IntN(span)
 	for pass := 0; pass < 2 && p.n < p.want; pass++ {
-		for k := 0; k < span && p.n < p.want; k++ {
-			j := lo + (start+k)%span
-			if p.subnet != nil && sameSubnet(l.addr(j), p.subnet, p.bits) != (pass == 0) {
+		for k, j := 0, start; k < span && p.n < p.want; k, j = k+1, j+1 {
+			if j == n {
+				j = lo
+			}
+			r := recs[j*stride : j*stride+stride]
+			if p.subnet != nil && sameSubnet(r[offAddr:addrEnd], p.subnet, p.bits) != (pass == 0) {
 				continue
 			}
-			if j == p.self || (p.uid != 0 && l.uid(j) == p.uid) ||
-				(p.skipTwins && l.flag(j, flagTwin)) ||
-				(p.twinsIn != nil && p.twinsIn.find((*tracker.PeerID)(l.id(j)), p.seed) >= 0) {
+			if j == p.self || (p.uid != 0 && l.hasUID && binary.LittleEndian.Uint32(r[seenAt+4:]) == p.uid) ||
+				(p.skipTwins && binary.LittleEndian.Uint32(r[seenAt:])&flagTwin != 0) ||
+				(p.twinsIn.peerList != nil && p.twinsIn.find((*tracker.PeerID)(r[:offAddr])) >= 0) {
 				continue
 			}
 			// The record's address and port are the packed form already.
-			*packed = append(*packed, l.compact(j)...)
+			*packed = append(*packed, r[offAddr:addrEnd+2]...)
 			if p.ids {
-				*ids = append(*ids, l.id(j)...)
+				*ids = append(*ids, r[:offAddr]...)
 			}
 			p.n++
 		}
@@ -343,7 +488,7 @@ func sameSubnet(a, b []byte, bits int) bool {
 }
 
 // add puts a new, empty swarm in the shard and returns its slot.
-func (sh *shard) add(h tracker.InfoHash, private bool) int32 {
+func (sh *shard) add(h tracker.InfoHash) int32 {
 	if sh.index == nil {
 		sh.index = make(map[tracker.InfoHash]int32)
 	}
@@ -355,7 +500,7 @@ func (sh *shard) add(h tracker.InfoHash, private bool) int32 {
 		slot = int32(len(sh.swarms))
 		sh.swarms = append(sh.swarms, swarm{})
 	}
-	sh.swarms[slot] = swarm{v4: newPeerList(false, private)}
+	sh.swarms[slot] = swarm{}
 	sh.index[h] = slot
 	return slot
 }
@@ -367,7 +512,7 @@ func (s *Store) Scrape(_ context.Context, hashes []tracker.InfoHash, out []track
 		sh := s.shard(&hashes[i])
 		sh.mu.Lock()
 		if slot, ok := sh.index[hashes[i]]; ok {
-			sc.Counts = sh.swarms[slot].counts()
+			sc.Counts = sh.counts(&sh.swarms[slot])
 		}
 		sh.mu.Unlock()
 		out = append(out, sc)
@@ -390,31 +535,33 @@ func (s *Store) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (t
 		sh.mu.Lock()
 		for h, slot := range sh.index {
 			w := &sh.swarms[slot]
-			had := !w.empty()
-			p.Add(s.purgeList(w, &w.v4, 0, cutoff))
-			if w.v6 != nil {
-				p.Add(s.purgeList(w, &w.v6.peerList, 1, cutoff))
-				if w.v6.len() == 0 {
-					w.v6 = nil
+			had := !sh.empty(w)
+			p.Add(s.purgeList(sh, w, sh.view(&w.v4, false), 0, cutoff))
+			if l, ok := sh.list(w, true, false); ok {
+				p.Add(s.purgeList(sh, w, l, 1, cutoff))
+				if l.len() == 0 {
+					sh.dropV6(w)
 				}
 			}
-			if had && w.empty() {
+			if had && sh.empty(w) {
 				p.Emptied = append(p.Emptied, h)
 			}
-			if purgeEmpty && w.empty() {
+			if purgeEmpty && sh.empty(w) {
+				sh.view(&w.v4, false).release()
 				delete(sh.index, h)
 				sh.swarms[slot] = swarm{}
 				sh.free = append(sh.free, slot)
 				p.Swarms++
 			}
 		}
+		sh.tidy()
 		sh.mu.Unlock()
 	}
 	return p, nil
 }
 
 // purgeList removes the records of l (family f) last seen before cutoff.
-func (s *Store) purgeList(w *swarm, l *peerList, f int, cutoff uint32) (p tracker.Purged) {
+func (s *Store) purgeList(sh *shard, w *swarm, l list, f int, cutoff uint32) (p tracker.Purged) {
 	// Backwards, so that what remove moves into place was checked.
 	for i := l.len() - 1; i >= 0; i-- {
 		if l.seen(i) >= cutoff {
@@ -425,11 +572,11 @@ func (s *Store) purgeList(w *swarm, l *peerList, f int, cutoff uint32) (p tracke
 			p.Seeders[f]++
 		}
 		if f == 1 {
-			w.v6.remove6(i, s.seed)
+			sh.v6(w).remove6(l, i)
 		} else {
 			id := tracker.PeerID(l.id(i))
-			l.remove(i, s.seed)
-			s.ipv4Changed(w, &id, false)
+			l.remove(i)
+			s.ipv4Changed(sh, w, &id, false)
 		}
 	}
 	l.shrink()
@@ -443,10 +590,20 @@ func (s *Store) Len() (swarms, peers int) {
 		sh.mu.Lock()
 		swarms += len(sh.index)
 		for _, slot := range sh.index {
-			c := sh.swarms[slot].counts()
+			c := sh.counts(&sh.swarms[slot])
 			peers += c.Complete + c.Incomplete
 		}
 		sh.mu.Unlock()
 	}
 	return swarms, peers
+}
+
+// Resident returns the bytes of peer records and indexes the store keeps
+// in memory outside the Go heap (all of them where mmap is available).
+func (s *Store) Resident() int {
+	n := 0
+	for k := range s.shards {
+		n += s.shards[k].resident()
+	}
+	return n
 }

@@ -30,6 +30,8 @@ func TestOpenParams(t *testing.T) {
 		{`{"shards": 16}`, ""},
 		{`{"shards": 0}`, "shards: want a power of two"},
 		{`{"shards": 12}`, "shards: want a power of two"},
+		{`{"shards": 16384}`, ""},
+		{`{"shards": 32768}`, "shards: want a power of two from 1 to 16384"},
 		{`{"shards": "16"}`, "tracker.params: shards"},
 		{`{"shard": 16}`, `unknown key "shard"`},
 	} {

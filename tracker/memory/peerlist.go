@@ -7,8 +7,8 @@ import (
 	"github.com/chihaya/chihaya/tracker"
 )
 
-// A peer record is a fixed-size run of bytes in a peerList, with nothing for
-// the garbage collector to scan:
+// A peer record is a fixed-size run of bytes in a shard's arena, with
+// nothing for the garbage collector to scan:
 //
 //	[0:20)        peer_id
 //	[20:20+A)     address, A = 4 (IPv4) or 16 (IPv6)
@@ -35,52 +35,62 @@ const (
 const (
 	indexFrom  = 32
 	indexUntil = 16 // an index is dropped when the list shrinks below this
+	minIxBits  = 6  // the smallest index has 64 slots
 )
 
-// peerList holds the peers of one address family of one swarm. Records
+// peerList is the header of the peers of one address family of one swarm:
+// where in the shard's arena its records and index are. Records
 // [0, seeders) are seeders, the rest leechers, so that a seeder's answer is
-// drawn from the leechers directly.
+// drawn from the leechers directly. The zero value is an empty list.
 type peerList struct {
-	recs    []byte
-	index   *peerIndex // nil while the list is short
+	off     uint32 // records, in arena units
+	n       int32  // records in use
+	cap     int32  // records the block has room for
 	seeders int32
-	stride  uint8
-	addrLen uint8 // 4 or 16
+	ix      uint32 // index slots, in arena units, while ixBits > 0
+	ixBits  uint8  // log2 of the index's slot count; 0: no index
+}
+
+// list is a peerList at work, under its shard's lock: the header, the shard
+// whose arena holds the records, and the record layout. It is made for one
+// operation and not kept.
+type list struct {
+	*peerList
+	sh      *shard
+	stride  int
+	addrLen int
 	hasUID  bool
 }
 
-func newPeerList(v6, private bool) peerList {
-	l := peerList{addrLen: 4, hasUID: private}
-	if v6 {
-		l.addrLen = 16
-	}
-	l.stride = 26 + l.addrLen
-	if private {
-		l.stride += 4
-	}
-	return l
+func (l list) len() int      { return int(l.n) }
+func (l list) leechers() int { return int(l.n - l.seeders) }
+func (l list) rec(i int) []byte {
+	o := int(l.off)*unit + i*l.stride
+	return l.sh.arena.buf[o : o+l.stride : o+l.stride]
 }
 
-func (l *peerList) len() int             { return len(l.recs) / int(l.stride) }
-func (l *peerList) leechers() int        { return l.len() - int(l.seeders) }
-func (l *peerList) rec(i int) []byte     { s := int(l.stride); return l.recs[i*s : i*s+s : i*s+s] }
-func (l *peerList) id(i int) []byte      { return l.rec(i)[:offAddr] }
-func (l *peerList) offSeen() int         { return offAddr + int(l.addrLen) + 2 }
-func (l *peerList) addr(i int) []byte    { return l.rec(i)[offAddr : offAddr+int(l.addrLen)] }
-func (l *peerList) compact(i int) []byte { return l.rec(i)[offAddr : offAddr+int(l.addrLen)+2] }
+// records returns the list's records, for a loop that allocates nothing.
+func (l list) records() []byte {
+	o := int(l.off) * unit
+	return l.sh.arena.buf[o : o+l.len()*l.stride]
+}
+func (l list) id(i int) []byte      { return l.rec(i)[:offAddr] }
+func (l list) offSeen() int         { return offAddr + l.addrLen + 2 }
+func (l list) addr(i int) []byte    { return l.rec(i)[offAddr : offAddr+l.addrLen] }
+func (l list) compact(i int) []byte { return l.rec(i)[offAddr : offAddr+l.addrLen+2] }
 
 // seen returns record i's last announce time.
-func (l *peerList) seen(i int) uint32 {
+func (l list) seen(i int) uint32 {
 	return binary.LittleEndian.Uint32(l.rec(i)[l.offSeen():]) &^ flagsMask
 }
 
 // flag reports whether record i has flag f.
-func (l *peerList) flag(i int, f uint32) bool {
+func (l list) flag(i int, f uint32) bool {
 	return binary.LittleEndian.Uint32(l.rec(i)[l.offSeen():])&f != 0
 }
 
 // setFlag sets or clears flag f of record i and reports whether it was set.
-func (l *peerList) setFlag(i int, f uint32, on bool) (was bool) {
+func (l list) setFlag(i int, f uint32, on bool) (was bool) {
 	b := l.rec(i)[l.offSeen():]
 	w := binary.LittleEndian.Uint32(b)
 	if on {
@@ -92,7 +102,7 @@ func (l *peerList) setFlag(i int, f uint32, on bool) (was bool) {
 }
 
 // uid returns record i's user id (0 in a public store).
-func (l *peerList) uid(i int) uint32 {
+func (l list) uid(i int) uint32 {
 	if !l.hasUID {
 		return 0
 	}
@@ -101,7 +111,7 @@ func (l *peerList) uid(i int) uint32 {
 
 // set writes the announcer's address, port, user and time into record i,
 // keeping its flags.
-func (l *peerList) set(i int, a *tracker.Announce, now uint32) {
+func (l list) set(i int, a *tracker.Announce, now uint32) {
 	r := l.rec(i)
 	if l.addrLen == 4 {
 		b := a.Addr.As4()
@@ -110,7 +120,7 @@ func (l *peerList) set(i int, a *tracker.Announce, now uint32) {
 		b := a.Addr.As16()
 		copy(r[offAddr:], b[:])
 	}
-	binary.BigEndian.PutUint16(r[offAddr+int(l.addrLen):], a.Port)
+	binary.BigEndian.PutUint16(r[offAddr+l.addrLen:], a.Port)
 	seen := r[l.offSeen():]
 	flags := binary.LittleEndian.Uint32(seen) & flagsMask
 	binary.LittleEndian.PutUint32(seen, now&^flagsMask|flags)
@@ -120,12 +130,13 @@ func (l *peerList) set(i int, a *tracker.Announce, now uint32) {
 }
 
 // find returns the position of the peer with id, or -1.
-func (l *peerList) find(id *tracker.PeerID, seed maphash.Seed) int {
-	if l.index != nil {
-		return l.index.find(l, id, seed)
+func (l list) find(id *tracker.PeerID) int {
+	if l.ixBits > 0 {
+		return int(l.slotAt(l.slot(id[:]))) - 1
 	}
-	for i, n := 0, l.len(); i < n; i++ {
-		if string(l.id(i)) == string(id[:]) {
+	recs := l.records()
+	for i, o := 0, 0; o < len(recs); i, o = i+1, o+l.stride {
+		if string(recs[o:o+offAddr]) == string(id[:]) {
 			return i
 		}
 	}
@@ -133,52 +144,65 @@ func (l *peerList) find(id *tracker.PeerID, seed maphash.Seed) int {
 }
 
 // add appends a new peer and returns its position.
-func (l *peerList) add(a *tracker.Announce, now uint32, seed maphash.Seed) int {
+func (l list) add(a *tracker.Announce, now uint32) int {
 	i := l.len()
-	l.recs = l.grow(l.recs)
+	l.grow()
 	r := l.rec(i)
 	copy(r, a.PeerID[:])
 	binary.LittleEndian.PutUint32(r[l.offSeen():], 0) // no flags
 	l.set(i, a, now)
-	if l.index != nil {
-		l.index.insert(l, i, seed)
+	if l.ixBits > 0 {
+		l.insert(i)
 	} else if i+1 >= indexFrom {
-		l.index = newPeerIndex(l, seed)
+		l.buildIndex()
 	}
 	if a.Seeder() {
-		return l.setSeeder(i, true, seed)
+		return l.setSeeder(i, true)
 	}
 	return i
 }
 
-// grow makes room for one more record, growing the backing array by about
-// an eighth rather than doubling it: most of the store's memory is in these
-// arrays, and announces are frequent enough that copying is cheap.
-func (l *peerList) grow(recs []byte) []byte {
-	s := int(l.stride)
-	if len(recs)+s <= cap(recs) {
-		return recs[:len(recs)+s]
+// grow makes room for one more record. A full block grows by about an
+// eighth rather than doubling: most of the store's memory is records, and
+// announces are frequent enough that copying is cheap.
+func (l list) grow() {
+	if l.n < l.cap {
+		l.n++
+		return
 	}
-	n := len(recs)/s + 1
-	n += n / 8
-	bigger := make([]byte, len(recs)+s, n*s)
-	copy(bigger, recs)
-	return bigger
+	c := l.n + 1
+	c += c / 8
+	l.resize(int(c))
+	l.n++
+}
+
+// resize moves the records to a block with room for c records (c >= len).
+func (l list) resize(c int) {
+	a := &l.sh.arena
+	old := int(l.cap) * l.stride
+	if l.cap > 0 && a.extend(l.off, old, c*l.stride) {
+		l.cap = int32(c)
+		return
+	}
+	off := l.sh.alloc(c * l.stride) // may compact: l.off is read after
+	copy(a.bytesAt(off, c*l.stride), a.bytesAt(l.off, l.len()*l.stride))
+	a.free(old)
+	l.off, l.cap = off, int32(c)
 }
 
 // setSeeder moves record i into the seeder or leecher part of the list and
 // returns its new position.
-func (l *peerList) setSeeder(i int, seeder bool, seed maphash.Seed) int {
+func (l list) setSeeder(i int, seeder bool) int {
 	isSeeder := i < int(l.seeders)
 	switch {
 	case seeder && !isSeeder:
 		j := int(l.seeders)
-		l.swap(i, j, seed)
+		l.swap(i, j)
 		l.seeders++
 		return j
 	case !seeder && isSeeder:
 		j := int(l.seeders) - 1
-		l.swap(i, j, seed)
+		l.swap(i, j)
 		l.seeders--
 		return j
 	}
@@ -186,128 +210,159 @@ func (l *peerList) setSeeder(i int, seeder bool, seed maphash.Seed) int {
 }
 
 // remove deletes record i, keeping the seeder/leecher partition.
-func (l *peerList) remove(i int, seed maphash.Seed) {
-	if l.index != nil {
-		l.index.delete(l, i, seed)
+func (l list) remove(i int) {
+	if l.ixBits > 0 {
+		l.deleteEntry(i)
 	}
 	last := l.len() - 1
 	if i < int(l.seeders) {
 		// Fill the hole with the last seeder, and that one's place with the
 		// last leecher.
 		ls := int(l.seeders) - 1
-		l.move(ls, i, seed)
-		l.move(last, ls, seed)
+		l.move(ls, i)
+		l.move(last, ls)
 		l.seeders--
 	} else {
-		l.move(last, i, seed)
+		l.move(last, i)
 	}
-	l.recs = l.recs[:last*int(l.stride)]
-	if l.index != nil && last < indexUntil {
-		l.index = nil
+	l.n--
+	if l.ixBits > 0 && last < indexUntil {
+		l.dropIndex()
 	}
 }
 
 // move copies record from over record to and tells the index.
-func (l *peerList) move(from, to int, seed maphash.Seed) {
+func (l list) move(from, to int) {
 	if from == to {
 		return
 	}
 	copy(l.rec(to), l.rec(from))
-	if l.index != nil {
-		l.index.update(l, to, seed)
+	if l.ixBits > 0 {
+		l.setSlot(l.slot(l.id(to)), to)
 	}
 }
 
 // swap exchanges records i and j.
-func (l *peerList) swap(i, j int, seed maphash.Seed) {
+func (l list) swap(i, j int) {
 	if i == j {
 		return
 	}
 	si, sj := -1, -1
-	if l.index != nil { // find both entries while the records still match them
-		si, sj = l.index.slot(l, l.id(i), seed), l.index.slot(l, l.id(j), seed)
+	if l.ixBits > 0 { // find both entries while the records still match them
+		si, sj = l.slot(l.id(i)), l.slot(l.id(j))
 	}
 	var tmp [maxStride]byte
 	ri, rj := l.rec(i), l.rec(j)
 	copy(tmp[:], ri)
 	copy(ri, rj)
 	copy(rj, tmp[:len(ri)])
-	if l.index != nil {
-		l.index.slots[si], l.index.slots[sj] = int32(j+1), int32(i+1)
+	if l.ixBits > 0 {
+		l.setSlot(si, j)
+		l.setSlot(sj, i)
 	}
 }
 
-// shrink gives back memory after many peers left.
-func (l *peerList) shrink() {
-	if cap(l.recs) > 2*len(l.recs)+4*int(l.stride) {
-		l.recs = append([]byte(nil), l.recs...)
+// shrink gives back the room of peers that left, in place: the block's
+// tail becomes a hole, for the next compaction to take back.
+func (l list) shrink() {
+	if l.cap-l.n <= l.n/4+1 {
+		return
+	}
+	c := l.n + l.n/8
+	l.sh.arena.free(units(int(l.cap)*l.stride)*unit - units(int(c)*l.stride)*unit)
+	l.cap = c
+	if c == 0 {
+		l.off = 0
 	}
 }
 
-// peerIndex is an open-addressing hash table from peer_id to position in a
-// peerList, with linear probing. A slot holds position+1; 0 is empty. It is
-// kept at most half full.
-type peerIndex struct {
-	slots []int32
+// release gives back everything the list holds.
+func (l list) release() {
+	l.n, l.seeders = 0, 0
+	if l.ixBits > 0 {
+		l.dropIndex()
+	}
+	l.shrink()
 }
 
-func newPeerIndex(l *peerList, seed maphash.Seed) *peerIndex {
-	n := 64
-	for n < 2*l.len()+2 {
-		n *= 2
-	}
-	x := &peerIndex{slots: make([]int32, n)}
-	for i := range l.len() {
-		x.insert(l, i, seed)
-	}
-	return x
+// The index is an open-addressing hash table from peer_id to position, with
+// linear probing, in the arena: slot k is a little-endian uint32 holding
+// position+1, 0 for empty. It is kept at most half full.
+
+func (l list) slotAt(k int) uint32 {
+	return binary.LittleEndian.Uint32(l.sh.arena.buf[int(l.ix)*unit+4*k:])
 }
 
-func (x *peerIndex) home(id []byte, seed maphash.Seed) int {
-	return int(maphash.Bytes(seed, id)) & (len(x.slots) - 1)
+// setSlot points slot k at position i.
+func (l list) setSlot(k, i int) {
+	binary.LittleEndian.PutUint32(l.sh.arena.buf[int(l.ix)*unit+4*k:], uint32(i+1))
+}
+
+func (l list) clearSlot(k int) {
+	binary.LittleEndian.PutUint32(l.sh.arena.buf[int(l.ix)*unit+4*k:], 0)
+}
+
+func (l list) home(id []byte) int {
+	return int(maphash.Bytes(l.sh.seed, id)) & (1<<l.ixBits - 1)
 }
 
 // slot returns the slot that holds id, or the empty slot where it would go.
-func (x *peerIndex) slot(l *peerList, id []byte, seed maphash.Seed) int {
-	mask := len(x.slots) - 1
-	for s := x.home(id, seed); ; s = (s + 1) & mask {
-		v := x.slots[s]
+func (l list) slot(id []byte) int {
+	mask := 1<<l.ixBits - 1
+	for k := l.home(id); ; k = (k + 1) & mask {
+		v := l.slotAt(k)
 		if v == 0 || string(l.id(int(v-1))) == string(id) {
-			return s
+			return k
 		}
 	}
 }
 
-func (x *peerIndex) find(l *peerList, id *tracker.PeerID, seed maphash.Seed) int {
-	return int(x.slots[x.slot(l, id[:], seed)]) - 1
+// buildIndex (re)builds the index at the size the list needs.
+func (l list) buildIndex() {
+	bits := uint8(minIxBits)
+	for 1<<bits < 2*l.len()+2 {
+		bits++
+	}
+	size := 4 << bits
+	off := l.sh.alloc(size) // may compact: l.ix is read after
+	if l.ixBits > 0 {
+		l.sh.arena.free(4 << l.ixBits)
+	}
+	l.ix, l.ixBits = off, bits
+	clear(l.sh.arena.bytesAt(off, size))
+	for i := range l.len() {
+		l.setSlot(l.slot(l.id(i)), i)
+	}
 }
 
-func (x *peerIndex) insert(l *peerList, i int, seed maphash.Seed) {
-	if 2*(l.len()+1) > len(x.slots) {
-		*x = *newPeerIndex(l, seed) // rebuilt at double size, i included
+func (l list) dropIndex() {
+	l.sh.arena.free(4 << l.ixBits)
+	l.ix, l.ixBits = 0, 0
+}
+
+// insert indexes record i, which is new.
+func (l list) insert(i int) {
+	if 2*(l.len()+1) > 1<<l.ixBits {
+		l.buildIndex() // at double size, i included
 		return
 	}
-	x.slots[x.slot(l, l.id(i), seed)] = int32(i + 1)
+	l.setSlot(l.slot(l.id(i)), i)
 }
 
-// update points the entry of the peer now at position i to i.
-func (x *peerIndex) update(l *peerList, i int, seed maphash.Seed) {
-	x.slots[x.slot(l, l.id(i), seed)] = int32(i + 1)
-}
-
-// delete removes the entry of the peer at position i, shifting later
+// deleteEntry removes the entry of the peer at position i, shifting later
 // entries of its probe run back so that no lookup stops early.
-func (x *peerIndex) delete(l *peerList, i int, seed maphash.Seed) {
-	mask := len(x.slots) - 1
-	hole := x.slot(l, l.id(i), seed)
-	for s := (hole + 1) & mask; x.slots[s] != 0; s = (s + 1) & mask {
-		h := x.home(l.id(int(x.slots[s]-1)), seed)
-		// The entry at s may fill the hole unless its home lies cyclically
-		// in (hole, s].
-		if (s-h)&mask >= (s-hole)&mask {
-			x.slots[hole] = x.slots[s]
-			hole = s
+func (l list) deleteEntry(i int) {
+	mask := 1<<l.ixBits - 1
+	hole := l.slot(l.id(i))
+	for k := (hole + 1) & mask; l.slotAt(k) != 0; k = (k + 1) & mask {
+		v := l.slotAt(k)
+		h := l.home(l.id(int(v - 1)))
+		// The entry at k may fill the hole unless its home lies cyclically
+		// in (hole, k].
+		if (k-h)&mask >= (k-hole)&mask {
+			l.setSlot(hole, int(v-1))
+			hole = k
 		}
 	}
-	x.slots[hole] = 0
+	l.clearSlot(hole)
 }

@@ -10,63 +10,104 @@ import (
 	"github.com/chihaya/chihaya/tracker/trackertest"
 )
 
-// TestPeerListAgainstModel churns one list across the sizes where the
-// index is built and dropped, checking after every step that each peer is
-// found where it is, seeders stay in front, and nothing else is found.
+// TestPeerListAgainstModel churns several lists of one shard across the
+// sizes where the index is built and dropped, so that their blocks move,
+// leave holes and get compacted. After every step each peer is found where
+// it is, seeders stay in front, nothing else is found, and the arena's
+// account of its holes matches what the lists hold.
 func TestPeerListAgainstModel(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		seed := maphash.MakeSeed()
 		rng := rand.New(rand.NewPCG(1, 2))
-		list := newPeerList(v6, v6) // private on one, public on the other
-		l := &list
+		sh := &shard{seed: maphash.MakeSeed(), uid: v6} // private on one, public on the other
+		// The lists are the shard's, so that its compactions move them.
+		var headers []*peerList
+		sh.swarms, sh.v6s = make([]swarm, 0, 5), make([]v6Peers, 0, 5)
+		for k := range 5 {
+			if v6 {
+				sh.v6s = append(sh.v6s, v6Peers{})
+				headers = append(headers, &sh.v6s[k].peerList)
+			} else {
+				sh.swarms = append(sh.swarms, swarm{})
+				headers = append(headers, &sh.swarms[k].v4)
+			}
+		}
+		models := make([]map[int]bool, len(headers)) // peer -> seeder
+		for k := range models {
+			models[k] = map[int]bool{}
+		}
 		addr := netip.MustParseAddr("10.0.0.1")
 		if v6 {
 			addr = netip.MustParseAddr("2001:db8::1")
 		}
-		model := map[int]bool{} // peer -> seeder
 		const universe = 60
 		for step := range 20000 {
+			k := rng.IntN(len(headers))
+			l, model := sh.view(headers[k], v6), models[k]
 			n := rng.IntN(universe)
 			// Drift the size up and down through the index thresholds.
 			grow := (step/2000)%2 == 0
 			id := trackertest.ID(n)
-			i := l.find(&id, seed)
+			i := l.find(&id)
 			if _, ok := model[n]; ok != (i >= 0) {
 				t.Fatalf("step %d: peer %d found at %d, in model %v", step, n, i, ok)
 			}
 			switch {
+			case rng.IntN(500) == 0:
+				sh.compact(0)
+			case rng.IntN(200) == 0:
+				l.shrink()
 			case i >= 0 && (!grow || rng.IntN(3) == 0) && rng.IntN(2) == 0:
-				l.remove(i, seed)
+				l.remove(i)
 				delete(model, n)
 			case i >= 0:
 				seeder := rng.IntN(2) == 0
-				l.setSeeder(i, seeder, seed)
+				l.setSeeder(i, seeder)
 				model[n] = seeder
 			case grow || rng.IntN(4) == 0:
 				a := &tracker.Announce{PeerID: id, Addr: addr, Port: uint16(n + 1), Left: uint64(rng.IntN(2)), UserID: uint32(n + 7)}
-				l.add(a, uint32(step), seed)
+				l.add(a, uint32(step))
 				model[n] = a.Left == 0
 			}
-			check(t, step, l, model, seed)
+			for k := range headers {
+				check(t, step, sh.view(headers[k], v6), models[k])
+			}
+			live := 0
+			for k := range headers {
+				l := sh.view(headers[k], v6)
+				live += units(int(l.cap)*l.stride) * unit
+				if l.ixBits > 0 {
+					live += 4 << l.ixBits
+				}
+			}
+			if got := sh.arena.top - sh.arena.holes; got != live {
+				t.Fatalf("step %d: arena accounts %d live bytes, lists hold %d", step, got, live)
+			}
 		}
+		for k := range headers {
+			sh.view(headers[k], v6).release()
+		}
+		if sh.arena.top != sh.arena.holes {
+			t.Fatalf("released lists left %d of %d bytes in use", sh.arena.top-sh.arena.holes, sh.arena.top)
+		}
+		sh.arena.release()
 	}
 }
 
-func check(t *testing.T, step int, l *peerList, model map[int]bool, seed maphash.Seed) {
+func check(t *testing.T, step int, l list, model map[int]bool) {
 	t.Helper()
 	if l.len() != len(model) {
 		t.Fatalf("step %d: %d records, model has %d", step, l.len(), len(model))
 	}
-	if (l.index != nil) && l.len() < indexUntil {
+	if l.ixBits > 0 && l.len() < indexUntil {
 		t.Fatalf("step %d: index kept at %d records", step, l.len())
 	}
-	if l.index == nil && l.len() >= indexFrom {
+	if l.ixBits == 0 && l.len() >= indexFrom {
 		t.Fatalf("step %d: no index at %d records", step, l.len())
 	}
 	seeders := 0
 	for n, seeder := range model {
 		id := trackertest.ID(n)
-		i := l.find(&id, seed)
+		i := l.find(&id)
 		if i < 0 {
 			t.Fatalf("step %d: peer %d lost", step, n)
 		}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/chihaya/chihaya/tracker"
 )
@@ -16,12 +17,18 @@ import (
 // so a few swarms hold thousands of peers and most hold a handful; 30% are
 // seeders.
 func loadBench(tb testing.TB, s *Store, peers, torrents int) {
+	loadPeers(tb, s, 1, peers, torrents, time.Time{})
+}
+
+// loadPeers announces peers from to last of loadBench's sequence at t (now
+// if zero).
+func loadPeers(tb testing.TB, s *Store, from, last, torrents int, t time.Time) {
 	const phi = 0.6180339887498949
 	var resp tracker.AnnounceResponse
-	for i := 1; i <= peers; i++ {
+	for i := from; i <= last; i++ {
 		_, u := math.Modf(float64(i) * phi)
 		k := int(u*u*float64(torrents)) + 1
-		a := tracker.Announce{Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: uint16(1024 + i%60000), Left: 1000}
+		a := tracker.Announce{Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: uint16(1024 + i%60000), Left: 1000, Time: t}
 		a.InfoHash = benchHash(k)
 		copy(a.PeerID[:], fmt.Sprintf("-BM0001-%012d", i))
 		if i%10 < 3 {
@@ -49,8 +56,9 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
-// TestBytesPerPeer keeps the store's live heap per peer, at the benchmark's
-// shape (10 peers per torrent on average), within budget.
+// TestBytesPerPeer keeps the store's memory per peer, at the benchmark's
+// shape (10 peers per torrent on average), within budget: its live heap
+// plus the resident part of its arenas.
 func TestBytesPerPeer(t *testing.T) {
 	const peers, torrents = 200_000, 20_000
 	before := liveHeap()
@@ -61,7 +69,46 @@ func TestBytesPerPeer(t *testing.T) {
 	if n != peers {
 		t.Fatalf("stored %d of %d peers", n, peers)
 	}
-	per := float64(after-before) / peers
-	t.Logf("live heap: %.1f bytes per peer (%d peers, %d torrents)", per, peers, torrents)
+	heap := float64(after-before) / peers
+	arenas := float64(s.Resident()) / peers
+	t.Logf("%.1f bytes per peer: %.1f live heap, %.1f arenas (%d peers, %d torrents)", heap+arenas, heap, arenas, peers, torrents)
+	// 30-byte records, an eighth of growth room, holes up to a sixteenth
+	// before a compaction, partly used pages, swarms and maps.
+	if budget := 50.0; heap+arenas > budget {
+		t.Errorf("%.1f bytes per peer, budget %.0f", heap+arenas, budget)
+	}
 	runtime.KeepAlive(s)
+}
+
+// TestPurgeGivesMemoryBack checks that the arenas shrink as peers expire:
+// to about half when half the peers go, to nothing when all go.
+func TestPurgeGivesMemoryBack(t *testing.T) {
+	const peers, torrents = 100_000, 10_000
+	s := New(Params{Shards: 64})
+	start := time.Now()
+	loadPeers(t, s, 1, peers/2, torrents, start)
+	half := start.Add(time.Minute)
+	loadPeers(t, s, peers/2+1, peers, torrents, half)
+	full := s.Resident()
+
+	if _, err := s.Purge(context.Background(), half, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, n := s.Len(); n != peers/2 {
+		t.Fatalf("%d peers left, want %d", n, peers/2)
+	}
+	if got := s.Resident(); got > full*6/10 {
+		t.Errorf("half the peers purged: %d of %d bytes resident", got, full)
+	}
+	if _, err := s.Purge(context.Background(), time.Now().Add(time.Hour), true); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Resident(); got != 0 {
+		t.Errorf("every peer purged: %d bytes resident", got)
+	}
+	// And the store still works.
+	loadBench(t, s, 1000, 100)
+	if _, n := s.Len(); n != 1000 {
+		t.Fatalf("%d peers after reloading, want 1000", n)
+	}
 }
