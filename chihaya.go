@@ -81,8 +81,12 @@ func Boot() {
 	glog.Flush()
 }
 
-// minGCHeadroom is the least heap growth between two collections.
-const minGCHeadroom = 8 << 20
+// minGCHeadroom is the least heap growth between two collections: Go's
+// own at GOGC=100. The peers are outside the heap (tracker/memory's
+// arenas), so the heap is small and holds nothing to scan, and collecting
+// after every 4 MiB of request garbage costs little; a larger floor would
+// cost its size in resident memory.
+const minGCHeadroom = 4 << 20
 
 // gcPercent is the collector's target for a live heap of live bytes:
 // percent, unless that would leave less than minGCHeadroom of headroom.
