@@ -122,10 +122,13 @@ func (l *drainListener) Close() error {
 	return l.closeErr
 }
 
-// trackedConn carries whether its connection is busy.
+// trackedConn carries whether its connection is busy, and keeps its
+// deadlines lazily (deadline.go): net/http moves them several times per
+// request, and each move costs a runtime timer update.
 type trackedConn struct {
 	net.Conn
-	busy atomic.Bool
+	busy   atomic.Bool
+	rd, wd lazyDeadline
 }
 
 // CloseWrite half-closes a TCP connection, as net/http does before closing
