@@ -134,9 +134,10 @@ func (l list) find(id *tracker.PeerID) int {
 	if l.ixBits > 0 {
 		return int(l.slotAt(l.slot(id[:]))) - 1
 	}
+	// As arrays, so that the comparison is a few inline loads, not a call.
 	recs := l.records()
-	for i, o := 0, 0; o < len(recs); i, o = i+1, o+l.stride {
-		if string(recs[o:o+offAddr]) == string(id[:]) {
+	for i, o := 0, 0; o+offAddr <= len(recs); i, o = i+1, o+l.stride {
+		if [offAddr]byte(recs[o:o+offAddr]) == *id {
 			return i
 		}
 	}
@@ -311,7 +312,7 @@ func (l list) slot(id []byte) int {
 	mask := 1<<l.ixBits - 1
 	for k := l.home(id); ; k = (k + 1) & mask {
 		v := l.slotAt(k)
-		if v == 0 || string(l.id(int(v-1))) == string(id) {
+		if v == 0 || [offAddr]byte(l.id(int(v-1))) == [offAddr]byte(id) {
 			return k
 		}
 	}
