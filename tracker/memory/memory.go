@@ -85,13 +85,13 @@ func releaseArenas(shards []shard) {
 	}
 }
 
-// shard is one lock's worth of swarms. Swarms live in a slab indexed by a
-// map, so that the map holds no pointers and a swarm can be changed in
-// place; their peers are in the shard's arena. Nothing here holds a
+// shard is one lock's worth of swarms. Swarms live in a slab indexed by
+// info_hash (swarmIndex), so that a swarm can be changed in place; their
+// peers are in the shard's arena. Nothing here holds a
 // pointer the collector would follow into the peers.
 type shard struct {
 	mu     sync.Mutex
-	index  map[tracker.InfoHash]int32
+	index  swarmIndex
 	swarms []swarm
 	free   []int32   // slab slots of removed swarms, for reuse
 	v6s    []v6Peers // IPv6 lists, which most swarms do not have
@@ -103,9 +103,11 @@ type shard struct {
 }
 
 type swarm struct {
+	hash       tracker.InfoHash
 	v4         peerList
 	v6         int32 // position+1 of the swarm's IPv6 list in v6s; 0: none
 	downloaded uint32
+	used       bool // false for a free slot of the slab
 }
 
 // v6Peers are a swarm's IPv6 peers, with the count of twins (records with
@@ -323,7 +325,7 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 
-	slot, ok := sh.index[a.InfoHash]
+	slot, ok := sh.lookup(&a.InfoHash)
 	if !ok {
 		if a.Event == tracker.Stopped {
 			resp.Counts = tracker.Counts{}
@@ -489,20 +491,33 @@ func sameSubnet(a, b []byte, bits int) bool {
 
 // add puts a new, empty swarm in the shard and returns its slot.
 func (sh *shard) add(h tracker.InfoHash) int32 {
-	if sh.index == nil {
-		sh.index = make(map[tracker.InfoHash]int32)
-	}
 	var slot int32
 	if n := len(sh.free); n > 0 {
 		slot = sh.free[n-1]
 		sh.free = sh.free[:n-1]
 	} else {
+		if n := len(sh.swarms); n == cap(sh.swarms) {
+			// By an eighth, not append's doubling: a shard's slab is
+			// about 3% of the store's memory at 10 peers per swarm.
+			sh.swarms = append(make([]swarm, 0, n+n/8+4), sh.swarms...)
+		}
 		slot = int32(len(sh.swarms))
 		sh.swarms = append(sh.swarms, swarm{})
 	}
-	sh.swarms[slot] = swarm{}
-	sh.index[h] = slot
+	sh.swarms[slot] = swarm{hash: h, used: true}
+	sh.insert(slot)
 	return slot
+}
+
+// drop removes the swarm at slot, which has no peers.
+func (sh *shard) drop(slot int32) {
+	w := &sh.swarms[slot]
+	w.used = false
+	sh.remove(slot)
+	sh.dropV6(w)
+	sh.view(&w.v4, false).release()
+	*w = swarm{}
+	sh.free = append(sh.free, slot)
 }
 
 // Scrape implements tracker.Conn.
@@ -511,7 +526,7 @@ func (s *Store) Scrape(_ context.Context, hashes []tracker.InfoHash, out []track
 		sc := tracker.Scrape{InfoHash: hashes[i]}
 		sh := s.shard(&hashes[i])
 		sh.mu.Lock()
-		if slot, ok := sh.index[hashes[i]]; ok {
+		if slot, ok := sh.lookup(&hashes[i]); ok {
 			sc.Counts = sh.counts(&sh.swarms[slot])
 		}
 		sh.mu.Unlock()
@@ -533,8 +548,11 @@ func (s *Store) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (t
 		}
 		sh := &s.shards[k]
 		sh.mu.Lock()
-		for h, slot := range sh.index {
+		for slot := range sh.swarms {
 			w := &sh.swarms[slot]
+			if !w.used {
+				continue
+			}
 			had := !sh.empty(w)
 			p.Add(s.purgeList(sh, w, sh.view(&w.v4, false), 0, cutoff))
 			if l, ok := sh.list(w, true, false); ok {
@@ -544,13 +562,10 @@ func (s *Store) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (t
 				}
 			}
 			if had && sh.empty(w) {
-				p.Emptied = append(p.Emptied, h)
+				p.Emptied = append(p.Emptied, w.hash)
 			}
 			if purgeEmpty && sh.empty(w) {
-				sh.view(&w.v4, false).release()
-				delete(sh.index, h)
-				sh.swarms[slot] = swarm{}
-				sh.free = append(sh.free, slot)
+				sh.drop(int32(slot))
 				p.Swarms++
 			}
 		}
@@ -588,8 +603,8 @@ func (s *Store) Len() (swarms, peers int) {
 	for k := range s.shards {
 		sh := &s.shards[k]
 		sh.mu.Lock()
-		swarms += len(sh.index)
-		for _, slot := range sh.index {
+		swarms += sh.index.n
+		for slot := range sh.swarms {
 			c := sh.counts(&sh.swarms[slot])
 			peers += c.Complete + c.Incomplete
 		}
