@@ -12,7 +12,7 @@ import "fmt"
 // Measured at 1M peers, that fragmentation plus the collector's headroom
 // made the resident size about twice the live records. Here a block a list
 // leaves is a hole until the shard compacts: it copies what is live into a
-// new mapping, in one pass, when the holes pass a sixteenth of what it
+// new mapping, in one pass, when the holes pass a 32nd of what it
 // touched, or when the mapping is full. Only the touched pages are
 // resident, the collector neither scans nor counts any of it, and no pointer
 // into it survives a compaction because lists hold offsets.
@@ -57,7 +57,7 @@ func (a *arena) free(n int) { a.holes += units(n) * unit }
 
 // wantsCompaction reports whether the holes are worth a compaction.
 func (a *arena) wantsCompaction() bool {
-	return a.holes >= compactFrom && a.holes*16 > a.top
+	return a.holes >= compactFrom && a.holes*32 > a.top
 }
 
 // take hands out n bytes at the top, which the caller made sure fit.

@@ -288,7 +288,8 @@ func (l list) release() {
 
 // The index is an open-addressing hash table from peer_id to position, with
 // linear probing, in the arena: slot k is a little-endian uint32 holding
-// position+1, 0 for empty. It is kept at most half full.
+// position+1, 0 for empty. It is kept at most three-quarters full: rebuilt
+// at that, it starts about 3/8 full.
 
 func (l list) slotAt(k int) uint32 {
 	return binary.LittleEndian.Uint32(l.sh.arena.buf[int(l.ix)*unit+4*k:])
@@ -321,7 +322,7 @@ func (l list) slot(id []byte) int {
 // buildIndex (re)builds the index at the size the list needs.
 func (l list) buildIndex() {
 	bits := uint8(minIxBits)
-	for 1<<bits < 2*l.len()+2 {
+	for 3<<bits < 4*(l.len()+1)*2 {
 		bits++
 	}
 	size := 4 << bits
@@ -343,7 +344,7 @@ func (l list) dropIndex() {
 
 // insert indexes record i, which is new.
 func (l list) insert(i int) {
-	if 2*(l.len()+1) > 1<<l.ixBits {
+	if 4*(l.len()+1) > 3<<l.ixBits {
 		l.buildIndex() // at double size, i included
 		return
 	}
