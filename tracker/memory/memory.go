@@ -211,7 +211,7 @@ func (sh *shard) compact(n int) {
 	sh.eachList(func(l list) {
 		live += units(int(l.cap)*l.stride) * unit
 		if l.ixBits > 0 {
-			live += 4 << l.ixBits
+			live += units(ixBytes(l.ixBits)) * unit
 		}
 	})
 	old := sh.arena.replace(max(2*(live+units(n)*unit), 64<<10))
@@ -222,8 +222,9 @@ func (sh *shard) compact(n int) {
 			l.off = off
 		}
 		if l.ixBits > 0 {
-			off := sh.arena.take(4 << l.ixBits)
-			copy(sh.arena.bytesAt(off, 4<<l.ixBits), old[int(l.ix)*unit:])
+			n := ixBytes(l.ixBits)
+			off := sh.arena.take(n)
+			copy(sh.arena.bytesAt(off, n), old[int(l.ix)*unit:])
 			l.ix = off
 		}
 	})

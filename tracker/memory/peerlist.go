@@ -163,8 +163,8 @@ func (l list) add(a *tracker.Announce, now uint32) int {
 	return i
 }
 
-// grow makes room for one more record. A full block grows by about an
-// eighth rather than doubling: most of the store's memory is records, and
+// grow makes room for one more record. A full block grows by about a
+// sixteenth rather than doubling: most of the store's memory is records, and
 // announces are frequent enough that copying is cheap.
 func (l list) grow() {
 	if l.n < l.cap {
@@ -172,7 +172,7 @@ func (l list) grow() {
 		return
 	}
 	c := l.n + 1
-	c += c / 8
+	c += c / 16
 	l.resize(int(c))
 	l.n++
 }
@@ -287,21 +287,41 @@ func (l list) release() {
 }
 
 // The index is an open-addressing hash table from peer_id to position, with
-// linear probing, in the arena: slot k is a little-endian uint32 holding
-// position+1, 0 for empty. It is kept at most three-quarters full: rebuilt
+// linear probing, in the arena: slot k is a little-endian uint16 or uint32
+// (see ixBytes) holding position+1, 0 for empty. It is kept at most three-quarters full: rebuilt
 // at that, it starts about 3/8 full.
 
+// ixBytes is the size of an index of 1<<bits slots: 2 bytes a slot up to
+// 65536 slots (lists of 24k to 49k peers), where every position+1 fits 16
+// bits, and 4 beyond. Half the width is half the index's memory in all but the
+// largest swarms.
+func ixBytes(bits uint8) int {
+	if bits <= 16 {
+		return 2 << bits
+	}
+	return 4 << bits
+}
+
 func (l list) slotAt(k int) uint32 {
-	return binary.LittleEndian.Uint32(l.sh.arena.buf[int(l.ix)*unit+4*k:])
+	o := int(l.ix) * unit
+	if l.ixBits <= 16 {
+		return uint32(binary.LittleEndian.Uint16(l.sh.arena.buf[o+2*k:]))
+	}
+	return binary.LittleEndian.Uint32(l.sh.arena.buf[o+4*k:])
 }
 
 // setSlot points slot k at position i.
-func (l list) setSlot(k, i int) {
-	binary.LittleEndian.PutUint32(l.sh.arena.buf[int(l.ix)*unit+4*k:], uint32(i+1))
-}
+func (l list) setSlot(k, i int) { l.putSlot(k, uint32(i+1)) }
 
-func (l list) clearSlot(k int) {
-	binary.LittleEndian.PutUint32(l.sh.arena.buf[int(l.ix)*unit+4*k:], 0)
+func (l list) clearSlot(k int) { l.putSlot(k, 0) }
+
+func (l list) putSlot(k int, v uint32) {
+	o := int(l.ix) * unit
+	if l.ixBits <= 16 {
+		binary.LittleEndian.PutUint16(l.sh.arena.buf[o+2*k:], uint16(v))
+		return
+	}
+	binary.LittleEndian.PutUint32(l.sh.arena.buf[o+4*k:], v)
 }
 
 func (l list) home(id []byte) int {
@@ -325,10 +345,10 @@ func (l list) buildIndex() {
 	for 3<<bits < 4*(l.len()+1)*2 {
 		bits++
 	}
-	size := 4 << bits
+	size := ixBytes(bits)
 	off := l.sh.alloc(size) // may compact: l.ix is read after
 	if l.ixBits > 0 {
-		l.sh.arena.free(4 << l.ixBits)
+		l.sh.arena.free(ixBytes(l.ixBits))
 	}
 	l.ix, l.ixBits = off, bits
 	clear(l.sh.arena.bytesAt(off, size))
@@ -338,7 +358,7 @@ func (l list) buildIndex() {
 }
 
 func (l list) dropIndex() {
-	l.sh.arena.free(4 << l.ixBits)
+	l.sh.arena.free(ixBytes(l.ixBits))
 	l.ix, l.ixBits = 0, 0
 }
 

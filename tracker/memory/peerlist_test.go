@@ -76,7 +76,7 @@ func TestPeerListAgainstModel(t *testing.T) {
 				l := sh.view(headers[k], v6)
 				live += units(int(l.cap)*l.stride) * unit
 				if l.ixBits > 0 {
-					live += 4 << l.ixBits
+					live += units(ixBytes(l.ixBits)) * unit
 				}
 			}
 			if got := sh.arena.top - sh.arena.holes; got != live {
@@ -127,4 +127,53 @@ func check(t *testing.T, step int, l list, model map[int]bool) {
 	if seeders != int(l.seeders) {
 		t.Fatalf("step %d: %d seeders counted, model has %d", step, l.seeders, seeders)
 	}
+}
+
+// TestLargeListIndex takes one list past 65536 index slots, where its
+// index widens from 16-bit to 32-bit slots, and back down, checking that
+// every peer is found at each stage.
+func TestLargeListIndex(t *testing.T) {
+	sh := &shard{seed: maphash.MakeSeed(), swarms: make([]swarm, 1)}
+	l := sh.view(&sh.swarms[0].v4, false)
+	addr := netip.MustParseAddr("10.0.0.1")
+	const n = 70_000
+	checkAll := func(from, to int) {
+		t.Helper()
+		for p := from; p < to; p++ {
+			id := trackertest.ID(p)
+			if i := l.find(&id); i < 0 || [offAddr]byte(l.id(i)) != id {
+				t.Fatalf("peer %d not found (found at %d) among %d", p, i, l.len())
+			}
+		}
+	}
+	for p := range n {
+		l.add(&tracker.Announce{PeerID: trackertest.ID(p), Addr: addr, Port: 1, Left: uint64(p % 2)}, 1)
+		if p == 20_000 {
+			if l.ixBits > 16 {
+				t.Fatalf("%d slots at %d peers: want 16-bit slots still", 1<<l.ixBits, l.len())
+			}
+			checkAll(0, p+1)
+		}
+	}
+	if l.ixBits <= 16 {
+		t.Fatalf("%d slots at %d peers: want 32-bit slots", 1<<l.ixBits, l.len())
+	}
+	checkAll(0, n)
+	for p := 0; p < n; p += 2 {
+		id := trackertest.ID(p)
+		l.remove(l.find(&id))
+	}
+	checkAll(n/2, n/2) // nothing
+	for p := 1; p < n; p += 2 {
+		id := trackertest.ID(p)
+		if i := l.find(&id); i < 0 {
+			t.Fatalf("peer %d lost after removals", p)
+		}
+	}
+	for p := 0; p < n; p += 2 {
+		if id := trackertest.ID(p); l.find(&id) >= 0 {
+			t.Fatalf("removed peer %d still found", p)
+		}
+	}
+	sh.arena.release()
 }

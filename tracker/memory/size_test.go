@@ -72,7 +72,7 @@ func TestBytesPerPeer(t *testing.T) {
 	heap := float64(after-before) / peers
 	arenas := float64(s.Resident()) / peers
 	t.Logf("%.1f bytes per peer: %.1f live heap, %.1f arenas (%d peers, %d torrents)", heap+arenas, heap, arenas, peers, torrents)
-	// 30-byte records, an eighth of growth room, holes up to a 32nd
+	// 30-byte records, a sixteenth of growth room, holes up to a 32nd
 	// before a compaction, partly used pages, swarms and maps.
 	if budget := 50.0; heap+arenas > budget {
 		t.Errorf("%.1f bytes per peer, budget %.0f", heap+arenas, budget)
