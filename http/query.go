@@ -124,31 +124,13 @@ var hexVal = func() (t [256]byte) {
 }()
 
 // decode20 decodes an escaped info_hash or peer_id, which must be exactly 20
-// bytes, straight into dst.
+// bytes.
 func decode20(dst *[20]byte, v, name string) error {
-	n := 0
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch c {
-		case '+':
-			c = ' '
-		case '%':
-			var ok bool
-			if c, ok = escaped(v, i); !ok {
-				return errBadEscape
-			}
-			i += 2
-		}
-		if n == len(dst) {
-			return tracker.ClientError(name + " must be 20 bytes")
-		}
-		dst[n] = c
-		n++
-	}
-	if n != len(dst) {
+	b, err := unescape(dst[:0], v, 20)
+	if err == errTooLong || (err == nil && len(b) != 20) {
 		return tracker.ClientError(name + " must be 20 bytes")
 	}
-	return nil
+	return err
 }
 
 // checkEscapes validates a value the tracker does not otherwise read.
