@@ -1,7 +1,6 @@
 package http
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -24,25 +23,15 @@ func TestShutdownAnswersRequestsStillArriving(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(l) }()
 
-	dial := func() (net.Conn, *bufio.Reader) {
-		t.Helper()
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		return c, bufio.NewReader(c)
-	}
 	target := query(ih1, peerID(1), 7001, 5)
 	// An idle keep-alive connection: one request answered.
-	idle, idleR := dial()
+	idle, idleR := dial(t, addr)
 	io.WriteString(idle, "GET "+target+" HTTP/1.1\r\nHost: t\r\n\r\n")
 	if status, _ := idleR.ReadString('\n'); !strings.HasPrefix(status, "HTTP/1.1 200") {
 		t.Fatalf("keep-alive request: %q", status)
 	}
 	// A request half way.
-	half, halfR := dial()
+	half, halfR := dial(t, addr)
 	io.WriteString(half, "GET "+target+" HTTP/1.1\r\nHost: t\r\n")
 	time.Sleep(50 * time.Millisecond)
 
