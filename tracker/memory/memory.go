@@ -208,12 +208,7 @@ func (sh *shard) alloc(n int) uint32 {
 // what is live plus n more bytes, and releases the old one.
 func (sh *shard) compact(n int) {
 	var live int
-	sh.eachList(func(l list) {
-		live += units(int(l.cap)*l.stride) * unit
-		if l.ixBits > 0 {
-			live += units(ixBytes(l.ixBits)) * unit
-		}
-	})
+	sh.eachList(func(l list) { live += l.footprint() })
 	old := sh.arena.replace(max(2*(live+units(n)*unit), 64<<10))
 	sh.eachList(func(l list) {
 		if l.cap > 0 {
@@ -254,13 +249,6 @@ func (sh *shard) eachList(f func(list)) {
 	for i := range sh.v6s {
 		f(sh.view(&sh.v6s[i].peerList, true))
 	}
-}
-
-// resident returns the bytes of peers the shard keeps in memory.
-func (sh *shard) resident() int {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.arena.resident()
 }
 
 // seederIndex is 1 for a seeder's position in l, 0 for a leecher's.
@@ -614,12 +602,15 @@ func (s *Store) Len() (swarms, peers int) {
 	return swarms, peers
 }
 
-// Resident returns the bytes of peer records and indexes the store keeps
+// resident returns the bytes of peer records and indexes the store keeps
 // in memory outside the Go heap (all of them where mmap is available).
-func (s *Store) Resident() int {
+func (s *Store) resident() int {
 	n := 0
 	for k := range s.shards {
-		n += s.shards[k].resident()
+		sh := &s.shards[k]
+		sh.mu.Lock()
+		n += sh.arena.resident()
+		sh.mu.Unlock()
 	}
 	return n
 }

@@ -277,6 +277,16 @@ func (l list) shrink() {
 	}
 }
 
+// footprint returns the arena bytes the list holds: its records' block and
+// its index.
+func (l list) footprint() int {
+	n := units(int(l.cap)*l.stride) * unit
+	if l.ixBits > 0 {
+		n += units(ixBytes(l.ixBits)) * unit
+	}
+	return n
+}
+
 // release gives back everything the list holds.
 func (l list) release() {
 	l.n, l.seeders = 0, 0

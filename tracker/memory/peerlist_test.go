@@ -73,11 +73,7 @@ func TestPeerListAgainstModel(t *testing.T) {
 			}
 			live := 0
 			for k := range headers {
-				l := sh.view(headers[k], v6)
-				live += units(int(l.cap)*l.stride) * unit
-				if l.ixBits > 0 {
-					live += units(ixBytes(l.ixBits)) * unit
-				}
+				live += sh.view(headers[k], v6).footprint()
 			}
 			if got := sh.arena.top - sh.arena.holes; got != live {
 				t.Fatalf("step %d: arena accounts %d live bytes, lists hold %d", step, got, live)

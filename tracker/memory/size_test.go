@@ -70,7 +70,7 @@ func TestBytesPerPeer(t *testing.T) {
 		t.Fatalf("stored %d of %d peers", n, peers)
 	}
 	heap := float64(after-before) / peers
-	arenas := float64(s.Resident()) / peers
+	arenas := float64(s.resident()) / peers
 	t.Logf("%.1f bytes per peer: %.1f live heap, %.1f arenas (%d peers, %d torrents)", heap+arenas, heap, arenas, peers, torrents)
 	// 30-byte records, a sixteenth of growth room, holes up to a 32nd
 	// before a compaction, partly used pages, swarms and maps.
@@ -89,7 +89,7 @@ func TestPurgeGivesMemoryBack(t *testing.T) {
 	loadPeers(t, s, 1, peers/2, torrents, start)
 	half := start.Add(time.Minute)
 	loadPeers(t, s, peers/2+1, peers, torrents, half)
-	full := s.Resident()
+	full := s.resident()
 
 	if _, err := s.Purge(context.Background(), half, true); err != nil {
 		t.Fatal(err)
@@ -97,13 +97,13 @@ func TestPurgeGivesMemoryBack(t *testing.T) {
 	if _, n := s.Len(); n != peers/2 {
 		t.Fatalf("%d peers left, want %d", n, peers/2)
 	}
-	if got := s.Resident(); got > full*6/10 {
+	if got := s.resident(); got > full*6/10 {
 		t.Errorf("half the peers purged: %d of %d bytes resident", got, full)
 	}
 	if _, err := s.Purge(context.Background(), time.Now().Add(time.Hour), true); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Resident(); got != 0 {
+	if got := s.resident(); got != 0 {
 		t.Errorf("every peer purged: %d bytes resident", got)
 	}
 	// And the store still works.
