@@ -3,6 +3,8 @@ package memory
 import (
 	"context"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/chihaya/chihaya/tracker"
@@ -12,7 +14,7 @@ import (
 // BenchmarkAnnounce re-announces peers of a loaded store (1M peers in 100k
 // swarms, as compare.sh loads them) and selects 50 peers for each.
 func BenchmarkAnnounce(b *testing.B) {
-	s := New(Params{Shards: 1024})
+	s := New(Params{Shards: DefaultShards})
 	loadBench(b, s, 1_000_000, 100_000)
 	ids := make([]tracker.PeerID, 4096)
 	for n := range ids {
@@ -37,7 +39,7 @@ func BenchmarkAnnounce(b *testing.B) {
 // another torrent.
 func BenchmarkAnnounceSmallSwarms(b *testing.B) {
 	const torrents = 10_000
-	s := New(Params{Shards: 1024})
+	s := New(Params{Shards: DefaultShards})
 	var resp tracker.AnnounceResponse
 	anns := make([]tracker.Announce, 10*torrents)
 	for i := range anns {
@@ -54,4 +56,43 @@ func BenchmarkAnnounceSmallSwarms(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// mix is BenchmarkAnnounceMix's store, loaded once for all its runs.
+var mix struct {
+	once sync.Once
+	s    *Store
+	anns []tracker.Announce
+}
+
+// BenchmarkAnnounceMix re-announces peers of a loaded store from two or
+// more goroutines, in compare.sh's mix: 1M peers in 100k swarms of skewed
+// sizes, each announce another swarm's, most of them in a different shard
+// and cache line from the last.
+func BenchmarkAnnounceMix(b *testing.B) {
+	mix.once.Do(func() {
+		const peers, torrents = 1_000_000, 100_000
+		mix.s = New(Params{Shards: DefaultShards})
+		loadBench(b, mix.s, peers, torrents)
+		mix.anns = make([]tracker.Announce, 1<<16)
+		for n := range mix.anns {
+			mix.anns[n] = benchAnnounce(1+n*(peers/len(mix.anns)), torrents)
+		}
+	})
+	s, anns := mix.s, mix.anns
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var resp tracker.AnnounceResponse
+		i := int(next.Add(7919))
+		for pb.Next() {
+			i = (i + 7919) % len(anns)
+			resp.Reset()
+			if err := s.Announce(context.Background(), &anns[i], 50, &resp); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

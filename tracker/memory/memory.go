@@ -9,7 +9,7 @@
 //
 // Parameters ("tracker.params"):
 //
-//	{"shards": 1024}   number of independently locked shards (a power of two
+//	{"shards": 256}    number of independently locked shards (a power of two
 //	                   up to 16384: each shard's arena is a memory mapping,
 //	                   and Linux allows 65530 per process by default)
 package memory
@@ -43,7 +43,7 @@ type Params struct {
 
 // Open creates an empty store.
 func (driver) Open(opts tracker.Options) (tracker.Pool, error) {
-	p := Params{Shards: 1024, Peering: opts.Peering, Private: opts.Private}
+	p := Params{Shards: DefaultShards, Peering: opts.Peering, Private: opts.Private}
 	if err := config.DecodeParams("tracker.params", opts.Params, &p); err != nil {
 		return nil, err
 	}
@@ -52,6 +52,15 @@ func (driver) Open(opts tracker.Options) (tracker.Pool, error) {
 	}
 	return New(p), nil
 }
+
+// DefaultShards is the number of shards unless "tracker.params" says
+// otherwise. More shards do not make announces faster: a lock is held for
+// about a microsecond, so even 32 cores announcing at once rarely meet on
+// one of 256. They do cost memory: each shard's arena ends in a part-used
+// page, and its swarm slab and index have their own growth room. At a
+// million peers, 1024 shards kept 2-3 bytes more per peer than 256, for
+// the same announce throughput.
+const DefaultShards = 256
 
 // maxShards keeps the arenas' mappings well below Linux's default limit
 // of 65530 per process (vm.max_map_count), with room for the runtime's.

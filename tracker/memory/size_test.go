@@ -23,22 +23,29 @@ func loadBench(tb testing.TB, s *Store, peers, torrents int) {
 // loadPeers announces peers from to last of loadBench's sequence at t (now
 // if zero).
 func loadPeers(tb testing.TB, s *Store, from, last, torrents int, t time.Time) {
-	const phi = 0.6180339887498949
 	var resp tracker.AnnounceResponse
 	for i := from; i <= last; i++ {
-		_, u := math.Modf(float64(i) * phi)
-		k := int(u*u*float64(torrents)) + 1
-		a := tracker.Announce{Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: uint16(1024 + i%60000), Left: 1000, Time: t}
-		a.InfoHash = benchHash(k)
-		copy(a.PeerID[:], fmt.Sprintf("-BM0001-%012d", i))
-		if i%10 < 3 {
-			a.Left = 0
-		}
+		a := benchAnnounce(i, torrents)
+		a.Time = t
 		resp.Reset()
 		if err := s.Announce(context.Background(), &a, 0, &resp); err != nil {
 			tb.Fatal(err)
 		}
 	}
+}
+
+// benchAnnounce is the i-th announce of loadBench's sequence, which is
+// compare.sh's (see announce.lua): peer i, in a swarm of a skewed
+// popularity, three in ten of them seeders.
+func benchAnnounce(i, torrents int) tracker.Announce {
+	const phi = 0.6180339887498949
+	_, u := math.Modf(float64(i) * phi)
+	a := tracker.Announce{InfoHash: benchHash(int(u*u*float64(torrents)) + 1), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: uint16(1024 + i%60000), Left: 1000}
+	copy(a.PeerID[:], fmt.Sprintf("-BM0001-%012d", i))
+	if i%10 < 3 {
+		a.Left = 0
+	}
+	return a
 }
 
 // benchHash is the k-th info_hash of loadBench.
@@ -62,7 +69,7 @@ func liveHeap() uint64 {
 func TestBytesPerPeer(t *testing.T) {
 	const peers, torrents = 200_000, 20_000
 	before := liveHeap()
-	s := New(Params{Shards: 1024})
+	s := New(Params{Shards: DefaultShards})
 	loadBench(t, s, peers, torrents)
 	after := liveHeap()
 	_, n := s.Len()
