@@ -202,11 +202,15 @@ func (sh *shard) empty(w *swarm) bool {
 	return w.v4.n == 0 && (v == nil || v.n == 0)
 }
 
-// alloc returns n bytes of the arena, compacting it first if it is full or
-// holes waste too much of it. A compaction moves every block of the shard:
-// a list's offsets must be read after any call that may allocate.
+// alloc returns n bytes of the arena: a kept hole they fit, or else the
+// top, compacting first if the arena is full or holes waste too much of
+// it. A compaction moves every block of the shard: a list's offsets must
+// be read after any call that may allocate.
 func (sh *shard) alloc(n int) uint32 {
 	a := &sh.arena
+	if off, ok := a.reuse(n); ok {
+		return off
+	}
 	if !a.fits(n) || a.wantsCompaction() {
 		sh.compact(n)
 	}

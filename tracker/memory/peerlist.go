@@ -187,7 +187,7 @@ func (l list) resize(c int) {
 	}
 	off := l.sh.alloc(c * l.stride) // may compact: l.off is read after
 	copy(a.bytesAt(off, c*l.stride), a.bytesAt(l.off, l.len()*l.stride))
-	a.free(old)
+	a.free(l.off, old)
 	l.off, l.cap = off, int32(c)
 }
 
@@ -270,7 +270,8 @@ func (l list) shrink() {
 		return
 	}
 	c := l.n + l.n/8
-	l.sh.arena.free(units(int(l.cap)*l.stride)*unit - units(int(c)*l.stride)*unit)
+	keep := units(int(c) * l.stride)
+	l.sh.arena.free(l.off+uint32(keep), units(int(l.cap)*l.stride)*unit-keep*unit)
 	l.cap = c
 	if c == 0 {
 		l.off = 0
@@ -358,7 +359,7 @@ func (l list) buildIndex() {
 	size := ixBytes(bits)
 	off := l.sh.alloc(size) // may compact: l.ix is read after
 	if l.ixBits > 0 {
-		l.sh.arena.free(ixBytes(l.ixBits))
+		l.sh.arena.free(l.ix, ixBytes(l.ixBits))
 	}
 	l.ix, l.ixBits = off, bits
 	clear(l.sh.arena.bytesAt(off, size))
@@ -368,7 +369,7 @@ func (l list) buildIndex() {
 }
 
 func (l list) dropIndex() {
-	l.sh.arena.free(ixBytes(l.ixBits))
+	l.sh.arena.free(l.ix, ixBytes(l.ixBits))
 	l.ix, l.ixBits = 0, 0
 }
 
