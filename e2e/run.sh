@@ -559,16 +559,24 @@ aria2_to_transmission() {
 		complete==2 incomplete==0 downloaded\>=1 || ok=0
 }
 
+# public_case_files SEEDER_CLIENT LEECHER_CLIENT: what a public case starts
+# from, in the calling case's locals (bash scoping): its directory $d, a
+# payload and a torrent of it ($payload, $hash) and two free ports, $sp for
+# the seeder and $lp for the leecher. Fails the case if mktorrent does.
+public_case_files() {
+	mkdir -p "$d"
+	payload=$(make_payload "$d/seed")
+	hash=$(make_torrent "$payload" "$d/test.torrent") || { fail "$name: mktorrent" "$(cat "$d/test.torrent.log")"; return 1; }
+	read -r sp lp <<<"$($TOOL free-ports 2)"
+	note "$name: $(stat -c %s "$payload") bytes, info_hash $hash, $1 port $sp, $2 port $lp"
+}
+
 # Case 1: aria2 seeds, transmission-cli leeches. Afterwards the seeder sends
 # `stopped` (SIGINT, a graceful aria2 shutdown) and the leecher, by then a
 # seeder too, vanishes (kill -9): the swarm must empty by stopped + expiry.
 case_aria2_seeds_transmission_leeches() {
 	local name="aria2->transmission" d=$WORK/case1 payload hash sp lp seeder leecher ok=1
-	mkdir -p "$d"
-	payload=$(make_payload "$d/seed")
-	hash=$(make_torrent "$payload" "$d/test.torrent") || { fail "$name: mktorrent" "$(cat "$d/test.torrent.log")"; return; }
-	read -r sp lp <<<"$($TOOL free-ports 2)"
-	note "$name: $(stat -c %s "$payload") bytes, info_hash $hash, aria2 port $sp, transmission port $lp"
+	public_case_files aria2 transmission || return
 
 	aria2_to_transmission "$d/test.torrent" "$d/test.torrent" --seed-time=3 || return
 
@@ -595,11 +603,7 @@ case_aria2_seeds_transmission_leeches() {
 # empty, by stopped or by expiry.
 case_transmission_seeds_aria2_leeches() {
 	local name="transmission->aria2" d=$WORK/case2 payload hash sp lp seeder leecher ok=1
-	mkdir -p "$d"
-	payload=$(make_payload "$d/seed")
-	hash=$(make_torrent "$payload" "$d/test.torrent") || { fail "$name: mktorrent" "$(cat "$d/test.torrent.log")"; return; }
-	read -r sp lp <<<"$($TOOL free-ports 2)"
-	note "$name: $(stat -c %s "$payload") bytes, info_hash $hash, transmission port $sp, aria2 port $lp"
+	public_case_files transmission aria2 || return
 
 	# Transmission checks the file it finds, then announces left=0 (after
 	# its quirky leading `stopped`).
