@@ -65,8 +65,8 @@ var mix struct {
 	anns []tracker.Announce
 }
 
-// BenchmarkAnnounceMix re-announces peers of a loaded store from two or
-// more goroutines, in compare.sh's mix: 1M peers in 100k swarms of skewed
+// BenchmarkAnnounceMix re-announces peers of a loaded store from
+// GOMAXPROCS goroutines, in compare.sh's mix: 1M peers in 100k swarms of skewed
 // sizes, each announce another swarm's, most of them in a different shard
 // and cache line from the last.
 func BenchmarkAnnounceMix(b *testing.B) {
