@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"net/netip"
 	"runtime"
@@ -36,22 +35,32 @@ func loadPeers(tb testing.TB, s *Store, from, last, torrents int, t time.Time) {
 
 // benchAnnounce is the i-th announce of loadBench's sequence, which is
 // compare.sh's (see announce.lua): peer i, in a swarm of a skewed
-// popularity, three in ten of them seeders.
+// popularity, three in ten of them seeders. It is arithmetic only, so that
+// a benchmark can make each announce afresh, in the cache as a server's
+// freshly parsed request is.
 func benchAnnounce(i, torrents int) tracker.Announce {
 	const phi = 0.6180339887498949
 	_, u := math.Modf(float64(i) * phi)
 	a := tracker.Announce{InfoHash: benchHash(int(u*u*float64(torrents)) + 1), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: uint16(1024 + i%60000), Left: 1000}
-	copy(a.PeerID[:], fmt.Sprintf("-BM0001-%012d", i))
+	copy(a.PeerID[:], "-BM0001-") // then i in 12 digits
+	for j, v := len(a.PeerID)-1, i; j >= 8; j, v = j-1, v/10 {
+		a.PeerID[j] = byte('0' + v%10)
+	}
 	if i%10 < 3 {
 		a.Left = 0
 	}
 	return a
 }
 
-// benchHash is the k-th info_hash of loadBench.
-func benchHash(k int) tracker.InfoHash {
-	var h tracker.InfoHash
-	copy(h[:], fmt.Sprintf("bench-torrent-%06d", k))
+// benchHash is the k-th info_hash of loadBench, the same as
+// gen_hashes.py's and announce.lua's: pseudo-random bytes, so that the
+// swarms spread over the shards as real info_hashes (SHA-1 digests) do.
+func benchHash(k int) (h tracker.InfoHash) {
+	x := uint32(uint64(k) * 2654435761)
+	for j := range h {
+		x = x*69069 + 1
+		h[j] = byte(x >> 24)
+	}
 	return h
 }
 
