@@ -21,6 +21,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -450,6 +451,15 @@ func (p *picker) pick(resp *tracker.AnnounceResponse, l list) {
 	// of an announce's time in the store.
 	recs, stride := l.records(), l.stride
 	addrEnd, seenAt := offAddr+l.addrLen, l.offSeen()
+	// Room for every peer this list can give, so that the loop copies
+	// fixed-size arrays into place (inline moves) where append would call
+	// memmove for each peer.
+	room := min(p.want-p.n, span)
+	out := slices.Grow(*packed, room*(l.addrLen+2))
+	idOut := *ids
+	if p.ids {
+		idOut = slices.Grow(idOut, room*offAddr)
+	}
 	start := lo + rand.IntN(span)
 	for pass := 0; pass < 2 && p.n < p.want; pass++ {
 		for k, j := 0, start; k < span && p.n < p.want; k, j = k+1, j+1 {
@@ -466,9 +476,18 @@ func (p *picker) pick(resp *tracker.AnnounceResponse, l list) {
 				continue
 			}
 			// The record's address and port are the packed form already.
-			*packed = append(*packed, r[offAddr:addrEnd+2]...)
+			k := len(out)
+			if l.addrLen == 4 {
+				out = out[:k+tracker.PackedIPv4]
+				*(*[tracker.PackedIPv4]byte)(out[k:]) = [tracker.PackedIPv4]byte(r[offAddr:])
+			} else {
+				out = out[:k+tracker.PackedIPv6]
+				*(*[tracker.PackedIPv6]byte)(out[k:]) = [tracker.PackedIPv6]byte(r[offAddr:])
+			}
 			if p.ids {
-				*ids = append(*ids, r[:offAddr]...)
+				k := len(idOut)
+				idOut = idOut[:k+offAddr]
+				*(*[offAddr]byte)(idOut[k:]) = [offAddr]byte(r)
 			}
 			p.n++
 		}
@@ -476,6 +495,7 @@ func (p *picker) pick(resp *tracker.AnnounceResponse, l list) {
 			break
 		}
 	}
+	*packed, *ids = out, idOut
 }
 
 // sameSubnet reports whether addresses a and b share their first bits bits.

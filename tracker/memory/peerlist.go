@@ -134,14 +134,28 @@ func (l list) find(id *tracker.PeerID) int {
 	if l.ixBits > 0 {
 		return int(l.slotAt(l.slot(id[:]))) - 1
 	}
-	// As arrays, so that the comparison is a few inline loads, not a call.
 	recs := l.records()
+	k := idKeyOf(id[:])
 	for i, o := 0, 0; o+offAddr <= len(recs); i, o = i+1, o+l.stride {
-		if [offAddr]byte(recs[o:o+offAddr]) == *id {
+		if idKeyOf(recs[o:]) == k {
 			return i
 		}
 	}
 	return -1
+}
+
+// An idKey is a peer_id or info_hash as the words it is compared by. The
+// stores compare these in their inner loops, and == on a [20]byte is a
+// call to runtime.memequal with both arrays copied to the stack first;
+// this is three loads and compares, inline.
+type idKey struct {
+	a, b uint64
+	c    uint32
+}
+
+func idKeyOf(p []byte) idKey {
+	_ = p[19]
+	return idKey{binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint32(p[16:])}
 }
 
 // add appends a new peer and returns its position.
@@ -344,7 +358,7 @@ func (l list) slot(id []byte) int {
 	mask := 1<<l.ixBits - 1
 	for k := l.home(id); ; k = (k + 1) & mask {
 		v := l.slotAt(k)
-		if v == 0 || [offAddr]byte(l.id(int(v-1))) == [offAddr]byte(id) {
+		if v == 0 || idKeyOf(l.rec(int(v-1))) == idKeyOf(id) {
 			return k
 		}
 	}

@@ -41,7 +41,7 @@ func (sh *shard) lookup(h *tracker.InfoHash) (int32, bool) {
 			return 0, false
 		}
 		if e>>32 == hash>>32 {
-			if slot := int32(uint32(e)) - 1; sh.swarms[slot].hash == *h {
+			if slot := int32(uint32(e)) - 1; idKeyOf(sh.swarms[slot].hash[:]) == idKeyOf(h[:]) {
 				return slot, true
 			}
 		}
