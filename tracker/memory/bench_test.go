@@ -36,23 +36,26 @@ func BenchmarkAnnounce(b *testing.B) {
 
 // BenchmarkAnnounceSmallSwarms re-announces peers of the benchmark's
 // typical swarms (about 10 peers, below the index threshold), each time in
-// another torrent.
+// another torrent: a store small enough to stay in the caches.
 func BenchmarkAnnounceSmallSwarms(b *testing.B) {
 	const torrents = 10_000
 	s := New(Params{Shards: DefaultShards})
+	announce := func(i int) tracker.Announce {
+		return tracker.Announce{InfoHash: benchHash(i % torrents), PeerID: benchID(i), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: 7000, Left: uint64(i % 3)}
+	}
 	var resp tracker.AnnounceResponse
-	anns := make([]tracker.Announce, 10*torrents)
-	for i := range anns {
-		anns[i] = tracker.Announce{InfoHash: benchHash(i % torrents), PeerID: trackertest.ID(i), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: 7000, Left: uint64(i % 3)}
+	for i := range 10 * torrents {
+		a := announce(i)
 		resp.Reset()
-		s.Announce(context.Background(), &anns[i], 0, &resp)
+		s.Announce(context.Background(), &a, 0, &resp)
 	}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		i = (i + 7919) % len(anns)
+		i = (i + 7919) % (10 * torrents)
+		a := announce(i)
 		resp.Reset()
-		if err := s.Announce(context.Background(), &anns[i], 50, &resp); err != nil {
+		if err := s.Announce(context.Background(), &a, 50, &resp); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -41,15 +41,21 @@ func loadPeers(tb testing.TB, s *Store, from, last, torrents int, t time.Time) {
 func benchAnnounce(i, torrents int) tracker.Announce {
 	const phi = 0.6180339887498949
 	_, u := math.Modf(float64(i) * phi)
-	a := tracker.Announce{InfoHash: benchHash(int(u*u*float64(torrents)) + 1), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: uint16(1024 + i%60000), Left: 1000}
-	copy(a.PeerID[:], "-BM0001-") // then i in 12 digits
-	for j, v := len(a.PeerID)-1, i; j >= 8; j, v = j-1, v/10 {
-		a.PeerID[j] = byte('0' + v%10)
-	}
+	a := tracker.Announce{InfoHash: benchHash(int(u*u*float64(torrents)) + 1), PeerID: benchID(i), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: uint16(1024 + i%60000), Left: 1000}
 	if i%10 < 3 {
 		a.Left = 0
 	}
 	return a
+}
+
+// benchID is peer i's peer_id, announce.lua's: "-BM0001-" and i in 12
+// digits.
+func benchID(i int) (id tracker.PeerID) {
+	copy(id[:], "-BM0001-")
+	for j, v := len(id)-1, i; j >= 8; j, v = j-1, v/10 {
+		id[j] = byte('0' + v%10)
+	}
+	return id
 }
 
 // benchHash is the k-th info_hash of loadBench, the same as
