@@ -145,7 +145,7 @@ func (l list) find(id *tracker.PeerID) int {
 }
 
 // An idKey is a peer_id or info_hash as the words it is compared by. The
-// stores compare these in their inner loops, and == on a [20]byte is a
+// store compares these in its inner loops, and == on a [20]byte is a
 // call to runtime.memequal with both arrays copied to the stack first;
 // this is three loads and compares, inline.
 type idKey struct {
