@@ -1,6 +1,9 @@
 package memory
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+)
 
 // An arena holds one shard's peer records and peer_id indexes in a single
 // block of memory outside the Go heap (see mapBytes), handed out bottom-up
@@ -152,5 +155,7 @@ func (a *arena) release() {
 
 // resident returns the bytes of the arena's mapping that were touched.
 func (a *arena) resident() int { return pageRound(a.top) }
+
+var pageSize = os.Getpagesize()
 
 func pageRound(n int) int { return (n + pageSize - 1) &^ (pageSize - 1) }

@@ -2,10 +2,6 @@
 
 package memory
 
-import "os"
-
-var pageSize = os.Getpagesize()
-
 // mapBytes returns n zeroed bytes. Without mmap they come from the Go heap,
 // which works the same but is resident and counted by the collector.
 func mapBytes(n int) []byte { return make([]byte, n) }

@@ -4,11 +4,8 @@ package memory
 
 import (
 	"fmt"
-	"os"
 	"syscall"
 )
-
-var pageSize = os.Getpagesize()
 
 // mapBytes returns n zeroed bytes of anonymous memory outside the Go heap.
 // The system backs a page only once it is touched, so an arena's resident
