@@ -356,9 +356,10 @@ func (l list) home(id []byte) int {
 // slot returns the slot that holds id, or the empty slot where it would go.
 func (l list) slot(id []byte) int {
 	mask := 1<<l.ixBits - 1
+	key := idKeyOf(id)
 	for k := l.home(id); ; k = (k + 1) & mask {
 		v := l.slotAt(k)
-		if v == 0 || idKeyOf(l.rec(int(v-1))) == idKeyOf(id) {
+		if v == 0 || idKeyOf(l.rec(int(v-1))) == key {
 			return k
 		}
 	}
