@@ -39,12 +39,13 @@ func BenchmarkAnnounce(b *testing.B) {
 // another torrent: a store small enough to stay in the caches.
 func BenchmarkAnnounceSmallSwarms(b *testing.B) {
 	const torrents = 10_000
+	const peers = 10 * torrents
 	s := New(Params{Shards: DefaultShards})
 	announce := func(i int) tracker.Announce {
 		return tracker.Announce{InfoHash: benchHash(i % torrents), PeerID: benchID(i), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: 7000, Left: uint64(i % 3)}
 	}
 	var resp tracker.AnnounceResponse
-	for i := range 10 * torrents {
+	for i := range peers {
 		a := announce(i)
 		resp.Reset()
 		s.Announce(context.Background(), &a, 0, &resp)
@@ -52,7 +53,7 @@ func BenchmarkAnnounceSmallSwarms(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		i = (i + 7919) % (10 * torrents)
+		i = (i + 7919) % peers
 		a := announce(i)
 		resp.Reset()
 		if err := s.Announce(context.Background(), &a, 50, &resp); err != nil {
