@@ -41,7 +41,7 @@ func each(raw string, fn func(key, value string) error) error {
 			k, v = pair[:i], pair[i+1:]
 		}
 		key := k
-		if escapedKey(k) {
+		if hasEscapes(k) {
 			b, err := unescape(kbuf[:0], k, len(kbuf))
 			if err != nil {
 				return tracker.ClientError("malformed query: bad escape in a parameter name")
@@ -55,10 +55,10 @@ func each(raw string, fn func(key, value string) error) error {
 	return nil
 }
 
-// escapedKey reports whether a parameter name (or a number) needs decoding.
+// hasEscapes reports whether a parameter name or a number needs decoding.
 // Both are short and almost never escaped: a plain loop beats
 // strings.ContainsAny.
-func escapedKey(k string) bool {
+func hasEscapes(k string) bool {
 	for i := 0; i < len(k); i++ {
 		if k[i] == '%' || k[i] == '+' {
 			return true
@@ -146,7 +146,7 @@ func checkEscapes(v string) error {
 
 // parseUint reads a non-negative decimal number no larger than max.
 func parseUint(v string, max uint64) (uint64, bool) {
-	if escapedKey(v) { // rare: clients do not escape digits
+	if hasEscapes(v) { // rare: clients do not escape digits
 		var buf [24]byte
 		b, err := unescape(buf[:0], v, len(buf))
 		if err != nil {
