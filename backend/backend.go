@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/internal/registry"
 )
 
@@ -38,13 +39,13 @@ type Conn interface {
 // the client reported them. Credit is the backend's business, since only it
 // knows the previous announce's counters after a restart.
 type Announce struct {
-	InfoHash   [20]byte
-	PeerID     [20]byte
+	InfoHash   bittorrent.InfoHash
+	PeerID     bittorrent.PeerID
 	Addr       netip.AddrPort
 	Uploaded   uint64
 	Downloaded uint64
 	Left       uint64
-	Event      string // "", "started", "stopped", "completed" or "paused"
+	Event      bittorrent.Event
 	Corrupt    uint64
 	// Snatched is set when the tracker counted this announce as a completed
 	// download (once per peer).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/url"
 	"time"
+
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // Site is what a private tracker must know of its site: who may announce,
@@ -17,10 +19,10 @@ type Site interface {
 	// Torrent returns the registered torrent with the info_hash. For one
 	// that is not registered, reason is why it went, if the site said so
 	// recently (Ocelot's "Unregistered torrent: <reason>"), or "".
-	Torrent(infoHash [20]byte) (t Torrent, ok bool, reason string)
+	Torrent(infoHash bittorrent.InfoHash) (t Torrent, ok bool, reason string)
 	// ClientAllowed reports whether a peer_id's client may announce. An empty
 	// whitelist allows every client.
-	ClientAllowed(peerID [20]byte) bool
+	ClientAllowed(peerID bittorrent.PeerID) bool
 }
 
 // User is a site user as the tracker sees one.
@@ -88,4 +90,13 @@ type SnatchCounter interface {
 // when expiry took a torrent's last peers, as Ocelot's reaper records.
 type SwarmRecorder interface {
 	RecordSwarm(torrentID uint32, seeders, leechers int) error
+}
+
+// QueueReporter is implemented by backends that queue writes. The admin
+// listener exports its figures when the configured backend implements it.
+type QueueReporter interface {
+	// QueueDepth is the number of writes queued and not yet flushed.
+	QueueDepth() int
+	// FlushErrors is the number of flushes that failed since start.
+	FlushErrors() uint64
 }

@@ -18,6 +18,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // Duration is a time.Duration written in JSON as a Go duration string such
@@ -279,9 +281,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: default_num_want: %d is above max_num_want (%d)", c.DefaultNumWant, c.MaxNumWant)
 	case c.MaxScrapeInfoHashes < 1:
 		return fmt.Errorf("config: max_scrape_infohashes: must be at least 1, got %d", c.MaxScrapeInfoHashes)
-	case c.Private && len(c.TrackerSecret) != 32:
+	case c.Private && len(c.TrackerSecret) != bittorrent.PasskeyLen:
 		return fmt.Errorf("config: tracker_secret: private mode needs Gazelle's 32-character TRACKER_SECRET, got %d characters", len(c.TrackerSecret))
-	case c.Private && c.ReportSecret != "" && len(c.ReportSecret) != 32:
+	case c.Private && c.ReportSecret != "" && len(c.ReportSecret) != bittorrent.PasskeyLen:
 		return fmt.Errorf("config: report_secret: want 32 characters (Gazelle's TRACKER_REPORTKEY), got %d", len(c.ReportSecret))
 	case c.Private && c.AdminAddr == "":
 		return errors.New("config: admin_addr: private mode needs it: the site's updates arrive there")

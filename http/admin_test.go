@@ -598,7 +598,7 @@ func TestMetricsBackendQueue(t *testing.T) {
 	st.RecordRequest(stats.Announce, stats.OK, time.Millisecond)
 	for _, tc := range []struct {
 		name    string
-		backend any
+		backend backend.Conn
 		present bool
 	}{
 		{"Queueing", queueBackend{}, true},

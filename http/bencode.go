@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/tracker"
 )
 
@@ -70,8 +71,8 @@ func appendAnnounce(b []byte, r *tracker.AnnounceResponse, opt *announceOptions,
 		return append(b, 'e')
 	}
 	b = append(b, 'l')
-	b = appendPeerDicts(b, r.Peers4, r.IDs4, tracker.PackedIPv4, opt.noPeerID)
-	b = appendPeerDicts(b, r.Peers6, r.IDs6, tracker.PackedIPv6, opt.noPeerID)
+	b = appendPeerDicts(b, r.Peers4, r.IDs4, bittorrent.PackedIPv4, opt.noPeerID)
+	b = appendPeerDicts(b, r.Peers6, r.IDs6, bittorrent.PackedIPv6, opt.noPeerID)
 	b = append(b, 'e')
 	return append(b, 'e')
 }
@@ -80,10 +81,10 @@ func appendAnnounce(b []byte, r *tracker.AnnounceResponse, opt *announceOptions,
 // dictionary model: ip as text, peer id unless noPeerID, port.
 func appendPeerDicts(b, packed, ids []byte, size int, noPeerID bool) []byte {
 	var text [64]byte
-	for i, n := 0, 0; i+size <= len(packed); i, n = i+size, n+tracker.PeerIDSize {
+	for i, n := 0, 0; i+size <= len(packed); i, n = i+size, n+bittorrent.PeerIDSize {
 		e := packed[i : i+size]
 		var ip netip.Addr
-		if size == tracker.PackedIPv4 {
+		if size == bittorrent.PackedIPv4 {
 			ip = netip.AddrFrom4([4]byte(e))
 		} else {
 			ip = netip.AddrFrom16([16]byte(e))
@@ -91,9 +92,9 @@ func appendPeerDicts(b, packed, ids []byte, size int, noPeerID bool) []byte {
 		b = append(b, 'd')
 		b = appendStr(b, "ip")
 		b = appendBytes(b, ip.AppendTo(text[:0]))
-		if !noPeerID && n+tracker.PeerIDSize <= len(ids) {
+		if !noPeerID && n+bittorrent.PeerIDSize <= len(ids) {
 			b = appendStr(b, "peer id")
-			b = appendBytes(b, ids[n:n+tracker.PeerIDSize])
+			b = appendBytes(b, ids[n:n+bittorrent.PeerIDSize])
 		}
 		b = appendInt(b, "port", int64(e[size-2])<<8|int64(e[size-1]))
 		b = append(b, 'e')

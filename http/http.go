@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
@@ -77,18 +78,18 @@ func (s *Server) Handler() http.Handler {
 	return r
 }
 
-// passkey returns the route's passkey; Gazelle's are 32 characters.
+// passkey returns the route's passkey.
 func passkey(ps httprouter.Params) (string, error) {
 	if len(ps) == 0 {
 		return "", nil
 	}
-	if pk := ps[0].Value; len(pk) == 32 {
+	if pk := ps[0].Value; len(pk) == bittorrent.PasskeyLen {
 		return pk, nil
 	}
 	return "", errMalformedAnnounce
 }
 
-var errMalformedAnnounce = tracker.ClientError("Malformed announce")
+var errMalformedAnnounce = bittorrent.ClientError("Malformed announce")
 
 // Serve answers requests on l until Shutdown. It returns nil after a
 // graceful shutdown.
@@ -110,7 +111,7 @@ type exchange struct {
 	ann    tracker.Announce
 	opt    announceOptions
 	resp   tracker.AnnounceResponse
-	hashes []tracker.InfoHash
+	hashes []bittorrent.InfoHash
 	files  []tracker.Scrape
 	buf    []byte
 }
@@ -169,7 +170,7 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, x *exchange, kind stats.Kind, err error, start time.Time) {
 	outcome := stats.OK
 	if err != nil {
-		var ce tracker.ClientError
+		var ce bittorrent.ClientError
 		if errors.As(err, &ce) {
 			outcome = stats.ClientError
 			x.buf = appendFailure(x.buf[:0], ce.Error())

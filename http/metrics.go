@@ -3,6 +3,7 @@ package http
 import (
 	"net/http"
 
+	"github.com/chihaya/chihaya/backend"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -12,10 +13,10 @@ import (
 // newMetricsHandler serves /metrics: the tracker's figures, read from a
 // stats.Snapshot at scrape time (so /stats and /metrics never disagree and
 // the request path does nothing for Prometheus), the backend's queue when
-// backend implements stats.QueueReporter, and the Go runtime's and the
+// backend implements backend.QueueReporter, and the Go runtime's and the
 // process's own metrics. Each admin server has its own registry.
-func newMetricsHandler(st *stats.Stats, backend any) http.Handler {
-	queue, _ := backend.(stats.QueueReporter)
+func newMetricsHandler(st *stats.Stats, be backend.Conn) http.Handler {
+	queue, _ := be.(backend.QueueReporter)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		newMetricsCollector(st, queue),
@@ -31,7 +32,7 @@ func newMetricsHandler(st *stats.Stats, backend any) http.Handler {
 // metricsCollector is a prometheus.Collector over a stats.Stats.
 type metricsCollector struct {
 	stats *stats.Stats
-	queue stats.QueueReporter // nil: no backend queue to report
+	queue backend.QueueReporter // nil: no backend queue to report
 
 	requests, duration               *prometheus.Desc
 	connsOpen, connsAccepted         *prometheus.Desc
@@ -44,7 +45,7 @@ type metricsCollector struct {
 // families are the "family" label values, indexed by stats.Family.
 var families = [2]string{"ipv4", "ipv6"}
 
-func newMetricsCollector(st *stats.Stats, queue stats.QueueReporter) *metricsCollector {
+func newMetricsCollector(st *stats.Stats, queue backend.QueueReporter) *metricsCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("chihaya_"+name, help, labels, nil)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
@@ -24,8 +25,8 @@ import (
 type fakeSite struct {
 	mu        sync.Mutex
 	users     map[string]backend.User
-	torrents  map[[20]byte]backend.Torrent
-	deleted   map[[20]byte]string
+	torrents  map[bittorrent.InfoHash]backend.Torrent
+	deleted   map[bittorrent.InfoHash]string
 	whitelist []string
 	announces []backend.Announce
 	updates   []string
@@ -55,11 +56,16 @@ func (f *fakeSite) User(pk string) (backend.User, bool) {
 	u, ok := f.users[pk]
 	return u, ok
 }
-func (f *fakeSite) Torrent(ih [20]byte) (backend.Torrent, bool, string) {
+
+// The tracker finds the site by type assertion: a method that drifts from
+// the interface must not compile.
+var _ backend.Site = (*fakeSite)(nil)
+
+func (f *fakeSite) Torrent(ih bittorrent.InfoHash) (backend.Torrent, bool, string) {
 	t, ok := f.torrents[ih]
 	return t, ok, f.deleted[ih]
 }
-func (f *fakeSite) ClientAllowed(id [20]byte) bool {
+func (f *fakeSite) ClientAllowed(id bittorrent.PeerID) bool {
 	if len(f.whitelist) == 0 {
 		return true
 	}
@@ -98,8 +104,8 @@ func newPrivateServer(t *testing.T) (*Server, *fakeSite) {
 		users: map[string]backend.User{
 			pkAlice: {ID: 1, CanLeech: true}, pkBob: {ID: 2, CanLeech: true}, pkNoLeech: {ID: 3},
 		},
-		torrents:  map[[20]byte]backend.Torrent{[20]byte([]byte(ih1)): {ID: 10}},
-		deleted:   map[[20]byte]string{[20]byte([]byte(ih2)): "Dupe"},
+		torrents:  map[bittorrent.InfoHash]backend.Torrent{bittorrent.InfoHash([]byte(ih1)): {ID: 10}},
+		deleted:   map[bittorrent.InfoHash]string{bittorrent.InfoHash([]byte(ih2)): "Dupe"},
 		whitelist: []string{"-TT0001-", "-TR3000-"},
 	}
 	cfg := config.Default()

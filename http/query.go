@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/tracker"
 )
 
@@ -44,7 +45,7 @@ func each(raw string, fn func(key, value string) error) error {
 		if hasEscapes(k) {
 			b, err := unescape(kbuf[:0], k, len(kbuf))
 			if err != nil {
-				return tracker.ClientError("malformed query: bad escape in a parameter name")
+				return bittorrent.ClientError("malformed query: bad escape in a parameter name")
 			}
 			key = string(b)
 		}
@@ -100,8 +101,8 @@ func escaped(s string, i int) (byte, bool) {
 }
 
 var (
-	errBadEscape = tracker.ClientError("malformed query: bad % escape")
-	errTooLong   = tracker.ClientError("malformed query: value too long")
+	errBadEscape = bittorrent.ClientError("malformed query: bad % escape")
+	errTooLong   = bittorrent.ClientError("malformed query: value too long")
 )
 
 // hexVal is the value of each hex digit, in either case, and 0xff for any
@@ -128,7 +129,7 @@ var hexVal = func() (t [256]byte) {
 func decode20(dst *[20]byte, v, name string) error {
 	b, err := unescape(dst[:0], v, 20)
 	if err == errTooLong || (err == nil && len(b) != 20) {
-		return tracker.ClientError(name + " must be 20 bytes")
+		return bittorrent.ClientError(name + " must be 20 bytes")
 	}
 	return err
 }
@@ -194,7 +195,7 @@ func parseAnnounce(raw string, a *tracker.Announce, opt *announceOptions, allowI
 	*opt = announceOptions{compact: true}
 	seen := 0
 	err := each(raw, func(key, v string) error {
-		bad := func() error { return tracker.ClientError("invalid " + key) }
+		bad := func() error { return bittorrent.ClientError("invalid " + key) }
 		switch key {
 		case "info_hash", "peer_id":
 			bit, dst := hasInfoHash, (*[20]byte)(&a.InfoHash)
@@ -202,21 +203,21 @@ func parseAnnounce(raw string, a *tracker.Announce, opt *announceOptions, allowI
 				bit, dst = hasPeerID, (*[20]byte)(&a.PeerID)
 			}
 			if seen&bit != 0 {
-				return tracker.ClientError(key + " given more than once")
+				return bittorrent.ClientError(key + " given more than once")
 			}
 			seen |= bit
 			return decode20(dst, v, key)
 		case "port":
 			n, ok := parseUint(v, 65535)
 			if !ok || n == 0 {
-				return tracker.ClientError("invalid port: want 1 to 65535")
+				return bittorrent.ClientError("invalid port: want 1 to 65535")
 			}
 			a.Port = uint16(n)
 			seen |= hasPort
 		case "uploaded", "downloaded", "left", "corrupt":
 			n, ok := parseUint(v, maxInt64)
 			if !ok {
-				return tracker.ClientError("invalid " + key + ": want a non-negative integer")
+				return bittorrent.ClientError("invalid " + key + ": want a non-negative integer")
 			}
 			switch key {
 			case "uploaded":
@@ -232,10 +233,10 @@ func parseAnnounce(raw string, a *tracker.Announce, opt *announceOptions, allowI
 			var buf [16]byte
 			b, err := unescape(buf[:0], v, len(buf))
 			if err == nil {
-				a.Event, err = tracker.ParseEvent(string(b))
+				a.Event, err = bittorrent.ParseEvent(string(b))
 			}
 			if err != nil {
-				return tracker.ClientError("unknown event: want started, stopped, completed, paused or none")
+				return bittorrent.ClientError("unknown event: want started, stopped, completed, paused or none")
 			}
 		case "numwant":
 			if strings.HasPrefix(v, "-") { // "no preference", as some clients say it
@@ -278,7 +279,7 @@ func parseAnnounce(raw string, a *tracker.Announce, opt *announceOptions, allowI
 	if seen != hasAll {
 		for i, name := range required {
 			if seen&(1<<i) == 0 {
-				return tracker.ClientError("missing " + name)
+				return bittorrent.ClientError("missing " + name)
 			}
 		}
 	}
@@ -287,7 +288,7 @@ func parseAnnounce(raw string, a *tracker.Announce, opt *announceOptions, allowI
 
 // parseScrape appends the info_hashes of a raw scrape query to hashes,
 // refusing more than max.
-func parseScrape(raw string, hashes []tracker.InfoHash, max int) ([]tracker.InfoHash, error) {
+func parseScrape(raw string, hashes []bittorrent.InfoHash, max int) ([]bittorrent.InfoHash, error) {
 	err := each(raw, func(key, v string) error {
 		if key != "info_hash" {
 			return checkEscapes(v)
@@ -295,7 +296,7 @@ func parseScrape(raw string, hashes []tracker.InfoHash, max int) ([]tracker.Info
 		if len(hashes) >= max {
 			return tracker.ErrTooManyInfoHashes
 		}
-		hashes = append(hashes, tracker.InfoHash{})
+		hashes = append(hashes, bittorrent.InfoHash{})
 		return decode20((*[20]byte)(&hashes[len(hashes)-1]), v, "info_hash")
 	})
 	return hashes, err

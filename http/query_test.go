@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/tracker"
 )
 
@@ -25,7 +26,7 @@ func TestParseAnnounceValid(t *testing.T) {
 		{"RequiredOnly", base, func(a *tracker.Announce, o *announceOptions) bool {
 			return string(a.InfoHash[:]) == ihRaw && string(a.PeerID[:]) == "-TR3000-g2ox0s0ux8z7" &&
 				a.Port == 51413 && a.Uploaded == 1 && a.Downloaded == 2 && a.Left == 3 &&
-				a.Event == tracker.None && a.NumWant == -1 && o.compact && !o.noPeerID
+				a.Event == bittorrent.None && a.NumWant == -1 && o.compact && !o.noPeerID
 		}},
 		{"LowerCaseEscapes", strings.Replace(base, ihAria2, strings.ToLower(ihAria2), 1), func(a *tracker.Announce, _ *announceOptions) bool {
 			// ToLower also lowers the raw letters Q, B, n: a different hash, still 20 bytes.
@@ -46,9 +47,9 @@ func TestParseAnnounceValid(t *testing.T) {
 		{"AnyOrderAndUnknownParams", "corrupt=0&key=%8FX%E2%BC&left=0&supportcrypto=1&" + base[:strings.Index(base, "&left")] + "&trackerid=x&ipv6=%3A%3A1&redundant=0", func(a *tracker.Announce, _ *announceOptions) bool {
 			return a.Left == 0 && a.Port == 51413
 		}},
-		{"Events", base + "&event=completed", func(a *tracker.Announce, _ *announceOptions) bool { return a.Event == tracker.Completed }},
-		{"EmptyEventIsNone", base + "&event=", func(a *tracker.Announce, _ *announceOptions) bool { return a.Event == tracker.None }},
-		{"Paused", base + "&event=paused", func(a *tracker.Announce, _ *announceOptions) bool { return a.Event == tracker.Paused }},
+		{"Events", base + "&event=completed", func(a *tracker.Announce, _ *announceOptions) bool { return a.Event == bittorrent.Completed }},
+		{"EmptyEventIsNone", base + "&event=", func(a *tracker.Announce, _ *announceOptions) bool { return a.Event == bittorrent.None }},
+		{"Paused", base + "&event=paused", func(a *tracker.Announce, _ *announceOptions) bool { return a.Event == bittorrent.Paused }},
 		{"NumWant", base + "&numwant=80", func(a *tracker.Announce, _ *announceOptions) bool { return a.NumWant == 80 }},
 		{"NumWantZero", base + "&numwant=0", func(a *tracker.Announce, _ *announceOptions) bool { return a.NumWant == 0 }},
 		{"NegativeNumWantIsDefault", base + "&numwant=-1", func(a *tracker.Announce, _ *announceOptions) bool { return a.NumWant == -1 }},
@@ -140,7 +141,7 @@ func TestParseAnnounceInvalid(t *testing.T) {
 		var a tracker.Announce
 		var o announceOptions
 		err := parseAnnounce(tc.query, &a, &o, false)
-		var ce tracker.ClientError
+		var ce bittorrent.ClientError
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.query, err, tc.want)
 		} else if !asClientError(err, &ce) {
@@ -149,8 +150,8 @@ func TestParseAnnounceInvalid(t *testing.T) {
 	}
 }
 
-func asClientError(err error, ce *tracker.ClientError) bool {
-	c, ok := err.(tracker.ClientError)
+func asClientError(err error, ce *bittorrent.ClientError) bool {
+	c, ok := err.(bittorrent.ClientError)
 	*ce = c
 	return ok
 }
@@ -179,7 +180,7 @@ func FuzzParseAnnounce(f *testing.F) {
 		var a tracker.Announce
 		var o announceOptions
 		if err := parseAnnounce(q, &a, &o, true); err != nil {
-			if _, ok := err.(tracker.ClientError); !ok {
+			if _, ok := err.(bittorrent.ClientError); !ok {
 				t.Fatalf("%q: %T is not a ClientError", q, err)
 			}
 		}

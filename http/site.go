@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/golang/glog"
 )
 
@@ -17,7 +18,7 @@ var success = []byte("success")
 //	GET /<tracker_secret>/update?action=...   answered "success"
 //	GET /<report_secret>/report?get=...       answered with the report
 //
-// A 32-character first segment with any other secret gets Ocelot's
+// A first segment of a secret's length with any other secret gets Ocelot's
 // "Authentication failure". Everything else goes to next. These routes live
 // on the admin listener only: Gazelle's TRACKER_HOST/TRACKER_PORT point there.
 func (s *Server) SiteUpdates(next http.Handler) http.Handler {
@@ -27,7 +28,7 @@ func (s *Server) SiteUpdates(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret, verb, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-		if !ok || len(secret) != 32 || (verb != "update" && verb != "report") {
+		if !ok || len(secret) != bittorrent.PasskeyLen || (verb != "update" && verb != "report") {
 			next.ServeHTTP(w, r)
 			return
 		}

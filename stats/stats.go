@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // Kind is the kind of request being recorded.
@@ -65,21 +67,53 @@ func (o Outcome) String() string {
 	return "server_error"
 }
 
-// PeerEvents are the bits of what one announce did to a swarm.
-type PeerEvents uint16
+// peerEvents are the bits of what one announce did to a swarm, as the
+// statistics count it: derived from the store's bittorrent.Change.
+type peerEvents uint16
 
-// The bits of PeerEvents.
+// The bits of peerEvents.
 const (
-	LeecherJoined   PeerEvents = 1 << iota // a new peer joined as a leecher
-	SeederJoined                           // a new peer joined as a seeder
-	LeecherLeft                            // a leecher sent stopped
-	SeederLeft                             // a seeder sent stopped
-	LeecherToSeeder                        // a known leecher now has everything
-	SeederToLeecher                        // a known seeder now misses data
-	Completed                              // a download was counted as complete
-	SwarmAdded                             // a torrent got its first peer
-	SwarmRemoved                           // a torrent lost its last peer and was removed
+	leecherJoined   peerEvents = 1 << iota // a new peer joined as a leecher
+	seederJoined                           // a new peer joined as a seeder
+	leecherLeft                            // a leecher sent stopped
+	seederLeft                             // a seeder sent stopped
+	leecherToSeeder                        // a known leecher now has everything
+	seederToLeecher                        // a known seeder now misses data
+	completed                              // a download was counted as complete
+	swarmAdded                             // a torrent got its first peer
+	swarmRemoved                           // a torrent lost its last peer and was removed
 )
+
+// eventsOf derives the counted events from what an announce did to the
+// store.
+func eventsOf(c bittorrent.Change) peerEvents {
+	var e peerEvents
+	before, after := c.Has(bittorrent.SeederBefore), c.Has(bittorrent.SeederAfter)
+	switch {
+	case c.Has(bittorrent.PeerAdded) && after:
+		e |= seederJoined
+	case c.Has(bittorrent.PeerAdded):
+		e |= leecherJoined
+	case c.Has(bittorrent.PeerRemoved) && before:
+		e |= seederLeft
+	case c.Has(bittorrent.PeerRemoved):
+		e |= leecherLeft
+	case !before && after:
+		e |= leecherToSeeder
+	case before && !after:
+		e |= seederToLeecher
+	}
+	if c.Has(bittorrent.Snatched) {
+		e |= completed
+	}
+	if c.Has(bittorrent.SwarmAdded) {
+		e |= swarmAdded
+	}
+	if c.Has(bittorrent.SwarmRemoved) {
+		e |= swarmRemoved
+	}
+	return e
+}
 
 // Family is an address family index: 0 for IPv4, 1 for IPv6.
 func Family(ipv6 bool) int {
@@ -87,16 +121,6 @@ func Family(ipv6 bool) int {
 		return 1
 	}
 	return 0
-}
-
-// QueueReporter is implemented by backends (backend.Conn) that queue
-// writes. The admin listener exports its figures when the configured
-// backend implements it.
-type QueueReporter interface {
-	// QueueDepth is the number of writes queued and not yet flushed.
-	QueueDepth() int
-	// FlushErrors is the number of flushes that failed since start.
-	FlushErrors() uint64
 }
 
 // shard is one set of counters. Each is only ever incremented; the figures
@@ -107,7 +131,7 @@ type shard struct {
 	// bucket (the last is +Inf), not cumulatively.
 	latencySum [NumKinds]atomic.Uint64
 	latency    [NumKinds][NumLatencyBuckets + 1]atomic.Uint64
-	// peers counts each PeerEvents bit, per family.
+	// peers counts each peerEvents bit, per family.
 	peers       [2][numPeerEvents]atomic.Uint64
 	connsOpened atomic.Uint64
 	connsClosed atomic.Uint64
@@ -270,7 +294,8 @@ func (s *Stats) RecordRequest(kind Kind, outcome Outcome, d time.Duration) {
 }
 
 // RecordPeer records what one announce did to its swarm.
-func (s *Stats) RecordPeer(bits PeerEvents, ipv6 bool) {
+func (s *Stats) RecordPeer(change bittorrent.Change, ipv6 bool) {
+	bits := eventsOf(change)
 	if bits == 0 {
 		return
 	}
@@ -305,7 +330,7 @@ func (s *Stats) RecordConn(open bool) {
 	s.put(sh)
 }
 
-// The indexes of the PeerEvents bits in shard.peers, in the order of the
+// The indexes of the peerEvents bits in shard.peers, in the order of the
 // bits (TestPeerEventBits checks it).
 const (
 	bitLeecherJoined = iota

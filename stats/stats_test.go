@@ -4,20 +4,50 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 func TestPeerEventBits(t *testing.T) {
 	for _, c := range []struct {
-		e   PeerEvents
+		e   peerEvents
 		bit int
 	}{
-		{LeecherJoined, bitLeecherJoined}, {SeederJoined, bitSeederJoined},
-		{LeecherLeft, bitLeecherLeft}, {SeederLeft, bitSeederLeft},
-		{LeecherToSeeder, bitLeecherToSeeder}, {SeederToLeecher, bitSeederToLeecher},
-		{Completed, bitCompleted}, {SwarmAdded, bitSwarmAdded}, {SwarmRemoved, bitSwarmRemoved},
+		{leecherJoined, bitLeecherJoined}, {seederJoined, bitSeederJoined},
+		{leecherLeft, bitLeecherLeft}, {seederLeft, bitSeederLeft},
+		{leecherToSeeder, bitLeecherToSeeder}, {seederToLeecher, bitSeederToLeecher},
+		{completed, bitCompleted}, {swarmAdded, bitSwarmAdded}, {swarmRemoved, bitSwarmRemoved},
 	} {
 		if c.e != 1<<c.bit || c.bit >= numPeerEvents {
-			t.Errorf("PeerEvents %#x is not bit %d", c.e, c.bit)
+			t.Errorf("peerEvents %#x is not bit %d", c.e, c.bit)
+		}
+	}
+}
+
+// Each store Change counts as the events it means.
+func TestEventsOf(t *testing.T) {
+	const (
+		added, removed = bittorrent.PeerAdded, bittorrent.PeerRemoved
+		before, after  = bittorrent.SeederBefore, bittorrent.SeederAfter
+	)
+	for _, c := range []struct {
+		name   string
+		change bittorrent.Change
+		want   peerEvents
+	}{
+		{"Refresh", 0, 0},
+		{"SeederRefresh", before | after, 0},
+		{"LeecherJoined", added, leecherJoined},
+		{"SeederJoined", added | after, seederJoined},
+		{"LeecherLeft", removed, leecherLeft},
+		{"SeederLeft", removed | before, seederLeft},
+		{"Completed", after | bittorrent.Snatched, leecherToSeeder | completed},
+		{"BackToLeeching", before, seederToLeecher},
+		{"FirstPeer", added | bittorrent.SwarmAdded, leecherJoined | swarmAdded},
+		{"LastPeer", removed | before | bittorrent.SwarmRemoved, seederLeft | swarmRemoved},
+	} {
+		if got := eventsOf(c.change); got != c.want {
+			t.Errorf("%s: eventsOf(%#x) = %#x, want %#x", c.name, c.change, got, c.want)
 		}
 	}
 }
@@ -35,16 +65,16 @@ func TestSnapshot(t *testing.T) {
 	s.RecordRequest(Other, OK, -time.Second) // a clock step: counted as 0
 	// IPv4: two leechers and a seeder join (one swarm), a leecher completes,
 	// the other leaves, the seeder goes back to leeching.
-	s.RecordPeer(LeecherJoined|SwarmAdded, false)
-	s.RecordPeer(LeecherJoined, false)
-	s.RecordPeer(SeederJoined, false)
-	s.RecordPeer(LeecherToSeeder|Completed, false)
-	s.RecordPeer(LeecherLeft, false)
-	s.RecordPeer(SeederToLeecher, false)
+	s.RecordPeer(bittorrent.PeerAdded|bittorrent.SwarmAdded, false)
+	s.RecordPeer(bittorrent.PeerAdded, false)
+	s.RecordPeer(bittorrent.PeerAdded|bittorrent.SeederAfter, false)
+	s.RecordPeer(bittorrent.SeederAfter|bittorrent.Snatched, false)
+	s.RecordPeer(bittorrent.PeerRemoved, false)
+	s.RecordPeer(bittorrent.SeederBefore, false)
 	s.RecordPeer(0, false)
 	// IPv6: a seeder joins a second swarm and leaves, removing it.
-	s.RecordPeer(SeederJoined|SwarmAdded, true)
-	s.RecordPeer(SeederLeft|SwarmRemoved, true)
+	s.RecordPeer(bittorrent.PeerAdded|bittorrent.SeederAfter|bittorrent.SwarmAdded, true)
+	s.RecordPeer(bittorrent.PeerRemoved|bittorrent.SeederBefore|bittorrent.SwarmRemoved, true)
 	// The reaper takes the IPv4 leecher and seeder and their swarm.
 	s.RecordReap([2]int{1, 0}, [2]int{1, 0}, 1)
 	// Connections.
@@ -155,8 +185,8 @@ func TestConcurrentRecording(t *testing.T) {
 			for i := range each {
 				s.RecordConn(true)
 				s.RecordRequest(Kind(i%NumKinds), Outcome(w%NumOutcomes), time.Duration(i)*time.Microsecond)
-				s.RecordPeer(LeecherJoined, w%2 == 1)
-				s.RecordPeer(LeecherLeft, w%2 == 1)
+				s.RecordPeer(bittorrent.PeerAdded, w%2 == 1)
+				s.RecordPeer(bittorrent.PeerRemoved, w%2 == 1)
 				s.RecordConn(false)
 			}
 		}()
@@ -234,7 +264,7 @@ func BenchmarkRecordPeer(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			s.RecordPeer(LeecherJoined|SwarmAdded, false)
+			s.RecordPeer(bittorrent.PeerAdded|bittorrent.SwarmAdded, false)
 		}
 	})
 }

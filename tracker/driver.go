@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/internal/registry"
 )
 
@@ -80,7 +81,7 @@ type Conn interface {
 
 	// Scrape appends the figures of each hash to out, in order; a hash
 	// the store does not know gets zero counts.
-	Scrape(ctx context.Context, hashes []InfoHash, out []Scrape) ([]Scrape, error)
+	Scrape(ctx context.Context, hashes []bittorrent.InfoHash, out []Scrape) ([]Scrape, error)
 
 	// Purge removes every peer last seen before before and, with purgeEmpty,
 	// every swarm left without peers. Purged.Emptied lists the swarms whose

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chihaya/chihaya/backend"
 	_ "github.com/chihaya/chihaya/backend/noop"
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
@@ -36,7 +37,7 @@ func newTracker(t *testing.T, cfg *config.Config) *tracker.Tracker {
 
 func announce(t *testing.T, tkr *tracker.Tracker, id byte, left uint64) *tracker.AnnounceResponse {
 	t.Helper()
-	a := &tracker.Announce{InfoHash: tracker.InfoHash{1}, PeerID: tracker.PeerID{id}, Addr: netip.AddrFrom4([4]byte{10, 0, 0, id}),
+	a := &tracker.Announce{InfoHash: bittorrent.InfoHash{1}, PeerID: bittorrent.PeerID{id}, Addr: netip.AddrFrom4([4]byte{10, 0, 0, id}),
 		Port: 6881, Left: left, NumWant: -1}
 	var resp tracker.AnnounceResponse
 	if err := tkr.Announce(context.Background(), a, &resp); err != nil {

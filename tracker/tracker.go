@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/golang/glog"
@@ -59,10 +60,10 @@ func CheckBackend(cfg *config.Config, be backend.Conn) error {
 // Failures of private announces, worded as Ocelot words them: sites and
 // their users know these strings.
 var (
-	ErrPasskeyNotFound   = ClientError("Passkey not found")
-	ErrUnregistered      = ClientError("Unregistered torrent")
-	ErrClientNotApproved = ClientError("Your client is not on the whitelist")
-	ErrLeechingForbidden = ClientError("Access denied, leeching forbidden")
+	ErrPasskeyNotFound   = bittorrent.ClientError("Passkey not found")
+	ErrUnregistered      = bittorrent.ClientError("Unregistered torrent")
+	ErrClientNotApproved = bittorrent.ClientError("Your client is not on the whitelist")
+	ErrLeechingForbidden = bittorrent.ClientError("Access denied, leeching forbidden")
 )
 
 // Config returns the configuration the tracker runs with now. It must not
@@ -87,7 +88,7 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 		return ErrNoAddress
 	}
 	if a.Port == 0 {
-		return ClientError("invalid port")
+		return bittorrent.ClientError("invalid port")
 	}
 	cfg := t.cfg.Load()
 	want := a.NumWant
@@ -97,7 +98,7 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 	if want > cfg.MaxNumWant {
 		want = cfg.MaxNumWant
 	}
-	if a.Event == Stopped {
+	if a.Event == bittorrent.Stopped {
 		want = 0
 	}
 
@@ -116,7 +117,7 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 
 	event := a.Event
 	if forbidden {
-		a.Event, want = Stopped, 0 // out of the swarm, if it was in
+		a.Event, want = bittorrent.Stopped, 0 // out of the swarm, if it was in
 	}
 	conn, err := t.pool.Get()
 	if err != nil {
@@ -141,7 +142,7 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 		resp.Downloaded = int(n)
 	}
 
-	t.stats.RecordPeer(peerEvents(resp.Change), a.Addr.Is6())
+	t.stats.RecordPeer(resp.Change, a.Addr.Is6())
 	t.record(a, resp, torrentID)
 	if forbidden {
 		return ErrLeechingForbidden
@@ -189,7 +190,7 @@ func (t *Tracker) authorize(a *Announce) (backend.User, backend.Torrent, error) 
 	tor, ok, reason := t.site.Torrent(a.InfoHash)
 	if !ok {
 		if reason != "" {
-			return user, tor, ClientError(string(ErrUnregistered) + ": " + reason)
+			return user, tor, bittorrent.ClientError(string(ErrUnregistered) + ": " + reason)
 		}
 		return user, tor, ErrUnregistered
 	}
@@ -211,8 +212,8 @@ func (t *Tracker) record(a *Announce, resp *AnnounceResponse, torrentID uint32) 
 		Downloaded: a.Downloaded,
 		Left:       a.Left,
 		Corrupt:    a.Corrupt,
-		Event:      a.Event.String(),
-		Snatched:   resp.Change.Has(Snatched),
+		Event:      a.Event,
+		Snatched:   resp.Change.Has(bittorrent.Snatched),
 		Seeders:    resp.Complete,
 		Leechers:   resp.Incomplete,
 		Time:       a.When(),
@@ -226,39 +227,9 @@ func (t *Tracker) record(a *Announce, resp *AnnounceResponse, torrentID uint32) 
 	}
 }
 
-// peerEvents translates a store Change into the statistics' events.
-func peerEvents(c Change) stats.PeerEvents {
-	var e stats.PeerEvents
-	before, after := c.Has(SeederBefore), c.Has(SeederAfter)
-	switch {
-	case c.Has(PeerAdded) && after:
-		e |= stats.SeederJoined
-	case c.Has(PeerAdded):
-		e |= stats.LeecherJoined
-	case c.Has(PeerRemoved) && before:
-		e |= stats.SeederLeft
-	case c.Has(PeerRemoved):
-		e |= stats.LeecherLeft
-	case !before && after:
-		e |= stats.LeecherToSeeder
-	case before && !after:
-		e |= stats.SeederToLeecher
-	}
-	if c.Has(Snatched) {
-		e |= stats.Completed
-	}
-	if c.Has(SwarmAdded) {
-		e |= stats.SwarmAdded
-	}
-	if c.Has(SwarmRemoved) {
-		e |= stats.SwarmRemoved
-	}
-	return e
-}
-
 // Scrape appends the figures of each hash to out. Unknown torrents get
 // zero counts. A private tracker needs the passkey of an enabled user.
-func (t *Tracker) Scrape(ctx context.Context, passkey string, hashes []InfoHash, out []Scrape) ([]Scrape, error) {
+func (t *Tracker) Scrape(ctx context.Context, passkey string, hashes []bittorrent.InfoHash, out []Scrape) ([]Scrape, error) {
 	cfg := t.cfg.Load()
 	if cfg.Private {
 		if t.site == nil {

@@ -1,70 +1,23 @@
 package tracker
 
 import (
-	"encoding/hex"
 	"net/netip"
 	"time"
+
+	"github.com/chihaya/chihaya/bittorrent"
 )
-
-// InfoHash identifies a torrent: the 20-byte SHA-1 of its info dictionary.
-type InfoHash [20]byte
-
-// String returns the info_hash in lower-case hex.
-func (h InfoHash) String() string { return hex.EncodeToString(h[:]) }
-
-// PeerID is the 20 bytes a client chooses to name itself in one swarm.
-type PeerID [20]byte
-
-// Event is what an announce reports besides "I am still here".
-type Event uint8
-
-// The announce events of BEP 3 and BEP 21. None is a regular announce.
-const (
-	None Event = iota
-	Started
-	Stopped
-	Completed
-	Paused
-)
-
-var eventNames = [...]string{None: "", Started: "started", Stopped: "stopped", Completed: "completed", Paused: "paused"}
-
-// String returns the event as clients spell it ("" for None).
-func (e Event) String() string {
-	if int(e) < len(eventNames) {
-		return eventNames[e]
-	}
-	return "invalid"
-}
-
-// ParseEvent reads an event as clients send it; the empty string is None.
-func ParseEvent(s string) (Event, error) {
-	for e, name := range eventNames {
-		if s == name {
-			return Event(e), nil
-		}
-	}
-	return 0, ErrUnknownEvent
-}
-
-// ClientError is a problem with the request itself. Its text is meant for
-// the client (an HTTP frontend sends it as the "failure reason").
-type ClientError string
-
-func (e ClientError) Error() string { return string(e) }
 
 // Errors returned to clients. Every one of them leaves all state unchanged.
 var (
-	ErrUnknownEvent      = ClientError("unknown event")
-	ErrNoInfoHash        = ClientError("no info_hash given")
-	ErrTooManyInfoHashes = ClientError("too many info_hash values in one scrape")
-	ErrNoAddress         = ClientError("no usable peer address")
+	ErrNoInfoHash        = bittorrent.ClientError("no info_hash given")
+	ErrTooManyInfoHashes = bittorrent.ClientError("too many info_hash values in one scrape")
+	ErrNoAddress         = bittorrent.ClientError("no usable peer address")
 )
 
 // Announce is one announce, independent of the transport it came over.
 type Announce struct {
-	InfoHash InfoHash
-	PeerID   PeerID
+	InfoHash bittorrent.InfoHash
+	PeerID   bittorrent.PeerID
 	// Addr is the peer's address: an IPv4 address (never IPv4-mapped IPv6)
 	// or an IPv6 address.
 	Addr       netip.Addr
@@ -72,7 +25,7 @@ type Announce struct {
 	Uploaded   uint64
 	Downloaded uint64
 	Left       uint64
-	Event      Event
+	Event      bittorrent.Event
 	// NumWant is the number of peers asked for; negative means "not given".
 	NumWant int
 	// PeerIDs asks for the peers' ids too (AnnounceResponse.IDs4, IDs6),
@@ -105,7 +58,7 @@ func (a *Announce) Seeder() bool { return a.Left == 0 }
 
 // Peer is a peer as handed to an announcer.
 type Peer struct {
-	ID   PeerID
+	ID   bittorrent.PeerID
 	Addr netip.AddrPort
 }
 
@@ -115,23 +68,6 @@ type Counts struct {
 	Incomplete int // leechers
 	Downloaded int // completed downloads since the swarm was created
 }
-
-// Change says what an announce did to the store, for statistics.
-type Change uint8
-
-// The bits of a Change.
-const (
-	PeerAdded    Change = 1 << iota // a new peer joined the swarm
-	PeerRemoved                     // the peer left (event=stopped)
-	SeederBefore                    // the peer was a seeder before the announce
-	SeederAfter                     // the peer is a seeder after the announce
-	Snatched                        // the announce counted a completed download
-	SwarmAdded                      // the announce created the swarm
-	SwarmRemoved                    // the announce removed the swarm's last peer and the swarm
-)
-
-// Has reports whether every bit of b is set in c.
-func (c Change) Has(b Change) bool { return c&b == b }
 
 // AnnounceResponse is the tracker's answer to an announce.
 //
@@ -149,18 +85,13 @@ type AnnounceResponse struct {
 	// in the same order; only filled when the announce asked for PeerIDs.
 	IDs4, IDs6 []byte
 	// Change says what the announce did, for statistics.
-	Change Change
+	Change bittorrent.Change
 }
 
-// Size of one packed peer of each family, and of a peer_id.
-const (
-	PackedIPv4 = 6
-	PackedIPv6 = 18
-	PeerIDSize = 20
-)
-
 // NumPeers returns the number of peers in the response.
-func (r *AnnounceResponse) NumPeers() int { return len(r.Peers4)/PackedIPv4 + len(r.Peers6)/PackedIPv6 }
+func (r *AnnounceResponse) NumPeers() int {
+	return len(r.Peers4)/bittorrent.PackedIPv4 + len(r.Peers6)/bittorrent.PackedIPv6
+}
 
 // Reset empties the response, keeping its buffers for reuse.
 func (r *AnnounceResponse) Reset() {
@@ -176,25 +107,25 @@ func (r *AnnounceResponse) PeerList() []Peer {
 			e := packed[i : i+size]
 			port := uint16(e[size-2])<<8 | uint16(e[size-1])
 			var p Peer
-			if size == PackedIPv4 {
+			if size == bittorrent.PackedIPv4 {
 				p.Addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte(e)), port)
 			} else {
 				p.Addr = netip.AddrPortFrom(netip.AddrFrom16([16]byte(e)), port)
 			}
-			if n := i / size * PeerIDSize; n+PeerIDSize <= len(ids) {
-				p.ID = PeerID(ids[n : n+PeerIDSize])
+			if n := i / size * bittorrent.PeerIDSize; n+bittorrent.PeerIDSize <= len(ids) {
+				p.ID = bittorrent.PeerID(ids[n : n+bittorrent.PeerIDSize])
 			}
 			out = append(out, p)
 		}
 	}
-	unpack(r.Peers4, r.IDs4, PackedIPv4)
-	unpack(r.Peers6, r.IDs6, PackedIPv6)
+	unpack(r.Peers4, r.IDs4, bittorrent.PackedIPv4)
+	unpack(r.Peers6, r.IDs6, bittorrent.PackedIPv6)
 	return out
 }
 
 // Scrape holds one torrent's figures in a scrape answer.
 type Scrape struct {
-	InfoHash InfoHash
+	InfoHash bittorrent.InfoHash
 	Counts
 }
 
@@ -206,7 +137,7 @@ type Purged struct {
 	Peers   [2]int
 	Seeders [2]int
 	// Emptied lists the swarms the pass left without peers, kept or not.
-	Emptied []InfoHash
+	Emptied []bittorrent.InfoHash
 }
 
 // Add adds q's counts to p.

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // Many users, torrents and peers announce concurrently, with flushes in
@@ -40,15 +42,15 @@ func TestCreditEqualsRealTraffic(t *testing.T) {
 						// A session: started at zero, traffic, then stopped
 						// (the stopped announce's traffic counts too).
 						var up, down uint64
-						record(t, c, announce{uid: uids[u], tid: tids[tor], torrent: tor, peer: peer, left: 1000, event: "started"})
+						record(t, c, announce{uid: uids[u], tid: tids[tor], torrent: tor, peer: peer, left: 1000, event: bittorrent.Started})
 						for i := range announcesPerSession {
 							du, dd := uint64(rng.IntN(1<<20)), uint64(rng.IntN(1<<20))
 							up, down = up+du, down+dd
 							wantUp[u] += int64(du)
 							wantDown[u] += int64(dd)
-							ev := ""
+							ev := bittorrent.None
 							if i == announcesPerSession-1 {
-								ev = "stopped"
+								ev = bittorrent.Stopped
 							}
 							record(t, c, announce{uid: uids[u], tid: tids[tor], torrent: tor, peer: peer, up: up, down: down, left: 1000, event: ev})
 						}
@@ -111,7 +113,7 @@ func TestDeltaRules(t *testing.T) {
 		tid := s.addTorrent(1, "0")
 		c := s.open(nil)
 		a := announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 10}
-		step := func(up, down, corrupt uint64, event string) {
+		step := func(up, down, corrupt uint64, event bittorrent.Event) {
 			a.up, a.down, a.event = up, down, event
 			b := a.backend()
 			b.Corrupt = corrupt
@@ -119,12 +121,12 @@ func TestDeltaRules(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		step(500, 500, 0, "")          // first seen mid-session: baseline only
-		step(700, 600, 0, "")          // +200/+100
-		step(100, 50, 0, "")           // client restarted without "started": baseline
-		step(150, 80, 0, "")           // +50/+30
-		step(5000, 5000, 0, "started") // a new session: baseline
-		step(5010, 5020, 7, "")        // +10/+20, 7 corrupt
+		step(500, 500, 0, bittorrent.None)      // first seen mid-session: baseline only
+		step(700, 600, 0, bittorrent.None)      // +200/+100
+		step(100, 50, 0, bittorrent.None)       // client restarted without "started": baseline
+		step(150, 80, 0, bittorrent.None)       // +50/+30
+		step(5000, 5000, 0, bittorrent.Started) // a new session: baseline
+		step(5010, 5020, 7, bittorrent.None)    // +10/+20, 7 corrupt
 		flush(t, c)
 		if up, down := s.credit(uid); up != 260 || down != 150 {
 			t.Errorf("credited %d/%d, want 260/150", up, down)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // tokenSite is a Gazelle stand-in that records token expiry requests.
@@ -95,7 +96,7 @@ func TestFreeleechNeutralAndTokens(t *testing.T) {
 			for _, uid := range []uint32{alice, bob} {
 				peer := int(uid)*10 + n
 				record(t, c,
-					announce{uid: uid, tid: tid, torrent: n, peer: peer, left: 100, event: "started"},
+					announce{uid: uid, tid: tid, torrent: n, peer: peer, left: 100, event: bittorrent.Started},
 					announce{uid: uid, tid: tid, torrent: n, peer: peer, up: 1000, down: 400, left: 100},
 				)
 			}
@@ -126,7 +127,7 @@ func TestFreeleechNeutralAndTokens(t *testing.T) {
 		}
 
 		// alice completes the tokened torrent: the token is spent.
-		record(t, c, announce{uid: alice, tid: tokened, torrent: 4, peer: int(alice)*10 + 4, up: 1500, down: 500, event: "completed", snatched: true})
+		record(t, c, announce{uid: alice, tid: tokened, torrent: 4, peer: int(alice)*10 + 4, up: 1500, down: 500, event: bittorrent.Completed, snatched: true})
 		waitFor(t, "the token expiry request", func() bool { return len(ts.tokens()) > 0 })
 		if got := ts.tokens(); len(got) != 1 || got[0] != itoa(alice)+":"+itoa(tokened) {
 			t.Errorf("token expiry requests %q", got)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/internal/mariadbtest"
 )
 
@@ -209,7 +210,7 @@ type announce struct {
 	peer     int
 	up, down uint64
 	left     uint64
-	event    string
+	event    bittorrent.Event
 	snatched bool
 	at       time.Time
 	addr     netip.AddrPort

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // The site is loaded with Ocelot's queries: enabled users only, protected
@@ -161,7 +162,7 @@ func TestTorrentSnatchAndPeerRows(t *testing.T) {
 		tid := s.addTorrent(1, "0")
 		c := s.open(nil)
 		t0 := time.Unix(1_800_000_000, 0)
-		a := announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1000, event: "started", at: t0}
+		a := announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1000, event: bittorrent.Started, at: t0}
 		b := a.backend()
 		b.Seeders, b.Leechers = 0, 1
 		rec := func(b backend.Announce) {
@@ -170,10 +171,10 @@ func TestTorrentSnatchAndPeerRows(t *testing.T) {
 			}
 		}
 		rec(b)
-		b.Event, b.Time, b.Uploaded, b.Downloaded, b.Left = "", t0.Add(100*time.Second), 5000, 1000, 0
-		b.Event, b.Snatched, b.Seeders, b.Leechers = "completed", true, 1, 0
+		b.Event, b.Time, b.Uploaded, b.Downloaded, b.Left = bittorrent.None, t0.Add(100*time.Second), 5000, 1000, 0
+		b.Event, b.Snatched, b.Seeders, b.Leechers = bittorrent.Completed, true, 1, 0
 		rec(b)
-		h := announce{uid: hidden, tid: tid, torrent: 1, peer: 2, left: 0, event: "started", at: t0}.backend()
+		h := announce{uid: hidden, tid: tid, torrent: 1, peer: 2, left: 0, event: bittorrent.Started, at: t0}.backend()
 		h.Seeders, h.Leechers = 2, 0
 		rec(h)
 		flush(t, c)
@@ -215,7 +216,7 @@ func TestTorrentSnatchAndPeerRows(t *testing.T) {
 		}
 
 		// stopped: active 0, the peer forgotten.
-		b.Event, b.Snatched, b.Time, b.Uploaded = "stopped", false, t0.Add(200*time.Second), 6000
+		b.Event, b.Snatched, b.Time, b.Uploaded = bittorrent.Stopped, false, t0.Add(200*time.Second), 6000
 		b.Seeders = 1
 		rec(b)
 		flush(t, c)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // addMultiplierColumns adds the four columns of the param multipliers, as
@@ -22,7 +23,7 @@ func (s *site) addMultiplierColumns() {
 func session(t *testing.T, c *Conn, uid, tid uint32, n, peer int, up, down uint64) {
 	t.Helper()
 	record(t, c,
-		announce{uid: uid, tid: tid, torrent: n, peer: peer, left: 100, event: "started"},
+		announce{uid: uid, tid: tid, torrent: n, peer: peer, left: 100, event: bittorrent.Started},
 		announce{uid: uid, tid: tid, torrent: n, peer: peer, up: up, down: down, left: 100},
 	)
 }

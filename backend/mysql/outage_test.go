@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/internal/mariadbtest"
 )
 
@@ -33,7 +34,7 @@ func TestOutageLosesAndDoublesNothing(t *testing.T) {
 			for i, uid := range uids {
 				a := announce{uid: uid, tid: tid, torrent: 1, peer: i, left: 1}
 				if _, ok := counters[uid]; !ok {
-					a.event = "started"
+					a.event = bittorrent.Started
 				} else {
 					counters[uid] += 1000 * uint64(i+1)
 					want += 1000 * int64(i+1)
@@ -108,8 +109,8 @@ func TestUnansweredCommit(t *testing.T) {
 			tid := s.addTorrent(1, "0")
 			c := s.open(nil)
 			record(t, c,
-				announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: "started"},
-				announce{uid: uid, tid: tid, torrent: 1, peer: 1, up: 100, down: 10, left: 1, event: "completed", snatched: true},
+				announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: bittorrent.Started},
+				announce{uid: uid, tid: tid, torrent: 1, peer: 1, up: 100, down: 10, left: 1, event: bittorrent.Completed, snatched: true},
 			)
 			c.commit = func(tx *sql.Tx) error {
 				if tc.committed {
@@ -133,7 +134,7 @@ func TestUnansweredCommit(t *testing.T) {
 			other := s.open(nil)
 			uid2 := s.addUser(2)
 			record(t, other,
-				announce{uid: uid2, tid: tid, torrent: 1, peer: 2, left: 1, event: "started"},
+				announce{uid: uid2, tid: tid, torrent: 1, peer: 2, left: 1, event: bittorrent.Started},
 				announce{uid: uid2, tid: tid, torrent: 1, peer: 2, up: 9, left: 1},
 			)
 			flush(t, other)
@@ -173,7 +174,7 @@ func TestFailedFlushIsRetriedWhole(t *testing.T) {
 	tid := s.addTorrent(1, "0")
 	c := s.open(nil)
 	record(t, c,
-		announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: "started"},
+		announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: bittorrent.Started},
 		announce{uid: uid, tid: tid, torrent: 1, peer: 1, up: 100, down: 10, left: 1},
 	)
 	// Another session holds the torrent's stats row.
@@ -210,8 +211,8 @@ func TestCloseFlushes(t *testing.T) {
 	tid := s.addTorrent(1, "0")
 	c := s.open(nil) // flush_interval 1h: only Close flushes
 	record(t, c,
-		announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: "started"},
-		announce{uid: uid, tid: tid, torrent: 1, peer: 1, up: 4096, down: 1024, left: 0, event: "completed", snatched: true},
+		announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: bittorrent.Started},
+		announce{uid: uid, tid: tid, torrent: 1, peer: 1, up: 4096, down: 1024, left: 0, event: bittorrent.Completed, snatched: true},
 	)
 	if up, _ := s.credit(uid); up != 0 {
 		t.Fatal("written before Close")
@@ -237,7 +238,7 @@ func TestBackgroundFlush(t *testing.T) {
 	tid := s.addTorrent(1, "0")
 	c := s.open(map[string]any{"flush_interval": "20ms"})
 	record(t, c,
-		announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: "started"},
+		announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: bittorrent.Started},
 		announce{uid: uid, tid: tid, torrent: 1, peer: 1, up: 5, down: 6, left: 1},
 	)
 	waitFor(t, "the background flush", func() bool { up, _ := s.credit(uid); return up == 5 })
@@ -253,12 +254,12 @@ func TestRestartKeepsCredit(t *testing.T) {
 		tid := s.addTorrent(1, "0")
 		c := s.open(nil)
 		record(t, c,
-			announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 100, event: "started"},
+			announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 100, event: bittorrent.Started},
 			announce{uid: uid, tid: tid, torrent: 1, peer: 1, up: 1000, down: 100, left: 100},
 			// A peer that stopped is not restored: its next announce is a
 			// new session.
-			announce{uid: uid, tid: tid, torrent: 1, peer: 2, left: 100, event: "started"},
-			announce{uid: uid, tid: tid, torrent: 1, peer: 2, up: 10, left: 100, event: "stopped"},
+			announce{uid: uid, tid: tid, torrent: 1, peer: 2, left: 100, event: bittorrent.Started},
+			announce{uid: uid, tid: tid, torrent: 1, peer: 2, up: 10, left: 100, event: bittorrent.Stopped},
 		)
 		if err := c.Close(); err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // peerKey identifies a peer as Ocelot does: per torrent, user and peer_id
@@ -262,7 +263,7 @@ func (c *Conn) RecordAnnounce(a backend.Announce) error {
 	var upspeed, downspeed int64
 	usedToken := false
 	switch {
-	case !known || a.Event == "started":
+	case !known || a.Event == bittorrent.Started:
 		// A new peer (or session): its counters are the baseline, no credit.
 		if !known {
 			p = &peerState{}
@@ -322,7 +323,7 @@ func (c *Conn) RecordAnnounce(a backend.Announce) error {
 
 	if _, ok := pend.peers[key]; ok || !acc.full(len(pend.peers)) {
 		pend.peers[key] = peerRow{
-			active:    a.Event != "stopped",
+			active:    a.Event != bittorrent.Stopped,
 			up:        a.Uploaded,
 			down:      a.Downloaded,
 			upspeed:   upspeed,
@@ -336,7 +337,7 @@ func (c *Conn) RecordAnnounce(a backend.Announce) error {
 			userAgent: a.UserAgent,
 		}
 	}
-	if a.Event == "stopped" {
+	if a.Event == bittorrent.Stopped {
 		delete(acc.peers, key)
 	}
 

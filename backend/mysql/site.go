@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // user is a site user as Ocelot keeps one.
@@ -163,7 +164,7 @@ func (c *Conn) User(passkey string) (backend.User, bool) {
 
 // Torrent returns the registered torrent with the info_hash, or the reason
 // the site gave when it deleted it (for del_reason_lifetime).
-func (c *Conn) Torrent(infoHash [20]byte) (backend.Torrent, bool, string) {
+func (c *Conn) Torrent(infoHash bittorrent.InfoHash) (backend.Torrent, bool, string) {
 	c.site.mu.RLock()
 	defer c.site.mu.RUnlock()
 	if t, ok := c.site.torrents[infoHash]; ok {
@@ -178,7 +179,7 @@ func (c *Conn) Torrent(infoHash [20]byte) (backend.Torrent, bool, string) {
 
 // ClientAllowed reports whether the peer_id starts with a whitelisted
 // prefix; an empty whitelist allows every client.
-func (c *Conn) ClientAllowed(peerID [20]byte) bool {
+func (c *Conn) ClientAllowed(peerID bittorrent.PeerID) bool {
 	c.site.mu.RLock()
 	defer c.site.mu.RUnlock()
 	if len(c.site.whitelist) == 0 {

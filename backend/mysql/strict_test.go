@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // Ocelot's four ways to fail a whole batch under Gazelle's strict
@@ -24,14 +26,14 @@ func TestStrictModeTraps(t *testing.T) {
 		long := strings.Repeat("Mozilla/5.0 (compatible; a very long client name) ", 4) + "\xff\xfe\x01"
 		v6 := netip.MustParseAddrPort("[2001:db8::1234:5678]:51413")
 		record(t, c,
-			announce{uid: good, tid: tor, torrent: 1, peer: 1, left: 10, event: "started", agent: long, addr: v6},
+			announce{uid: good, tid: tor, torrent: 1, peer: 1, left: 10, event: bittorrent.Started, agent: long, addr: v6},
 			announce{uid: good, tid: tor, torrent: 1, peer: 1, up: 100, down: 50, left: 10, agent: long, addr: v6},
-			announce{uid: good, tid: tor, torrent: 1, peer: 2, left: 10, event: "started"},
-			announce{uid: good, tid: tor, torrent: 1, peer: 2, up: 7, down: 3, left: 0, event: "completed", snatched: true},
-			announce{uid: gone, tid: tor, torrent: 1, peer: 3, left: 10, event: "started"},
+			announce{uid: good, tid: tor, torrent: 1, peer: 2, left: 10, event: bittorrent.Started},
+			announce{uid: good, tid: tor, torrent: 1, peer: 2, up: 7, down: 3, left: 0, event: bittorrent.Completed, snatched: true},
+			announce{uid: gone, tid: tor, torrent: 1, peer: 3, left: 10, event: bittorrent.Started},
 			announce{uid: gone, tid: tor, torrent: 1, peer: 3, up: 11, down: 13, left: 10},
-			announce{uid: good, tid: deleted, torrent: 2, peer: 4, left: 10, event: "started"},
-			announce{uid: good, tid: deleted, torrent: 2, peer: 4, up: 1000, down: 2000, left: 0, event: "completed", snatched: true},
+			announce{uid: good, tid: deleted, torrent: 2, peer: 4, left: 10, event: bittorrent.Started},
+			announce{uid: good, tid: deleted, torrent: 2, peer: 4, up: 1000, down: 2000, left: 0, event: bittorrent.Completed, snatched: true},
 		)
 		// The site deletes a user and a torrent (the tracker not yet told).
 		s.exec("DELETE FROM users_main WHERE ID = ?", gone)
@@ -99,8 +101,8 @@ func TestBadRowIsDroppedAlone(t *testing.T) {
 	c := s.open(nil)
 	for i, tid := range tids {
 		record(t, c,
-			announce{uid: uid, tid: tid, torrent: i, peer: i, left: 1, event: "started"},
-			announce{uid: uid, tid: tid, torrent: i, peer: i, up: 10, down: 1, event: "completed", snatched: true},
+			announce{uid: uid, tid: tid, torrent: i, peer: i, left: 1, event: bittorrent.Started},
+			announce{uid: uid, tid: tid, torrent: i, peer: i, up: 10, down: 1, event: bittorrent.Completed, snatched: true},
 		)
 	}
 	flush(t, c)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/golang/glog"
 )
 
@@ -121,8 +122,8 @@ func (c *Conn) Update(action, rawQuery string) ([]byte, error) {
 	case "remove_users":
 		passkeys := p["passkeys"]
 		c.site.apply(func(s *siteState) {
-			for i := 0; i < len(passkeys); i += 32 {
-				s.removeUser(passkeys[i:min(i+32, len(passkeys))])
+			for i := 0; i < len(passkeys); i += bittorrent.PasskeyLen {
+				s.removeUser(passkeys[i:min(i+bittorrent.PasskeyLen, len(passkeys))])
 			}
 		})
 	case "update_user":

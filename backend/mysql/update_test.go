@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 func mustUpdate(t *testing.T, c *Conn, action, query string) {
@@ -257,9 +258,9 @@ func TestReports(t *testing.T) {
 	tid := s.addTorrent(1, "0")
 	c := s.open(nil)
 	record(t, c,
-		announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 10, event: "started"},
-		announce{uid: uid, tid: tid, torrent: 1, peer: 2, left: 0, event: "started"},
-		announce{uid: uid, tid: tid, torrent: 1, peer: 3, left: 0, event: "started"},
+		announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 10, event: bittorrent.Started},
+		announce{uid: uid, tid: tid, torrent: 1, peer: 2, left: 0, event: bittorrent.Started},
+		announce{uid: uid, tid: tid, torrent: 1, peer: 3, left: 0, event: bittorrent.Started},
 	)
 	body, err := c.Report(url.Values{"get": {"user"}, "key": {passkey(1)}})
 	want := `{"id":` + itoa(uid) + `,"leeching":1,"seeding":2,"deleted":0,"protected":1,"can_leech":1}` + "\n"

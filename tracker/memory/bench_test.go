@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/chihaya/chihaya/tracker/trackertest"
 )
@@ -16,7 +17,7 @@ import (
 func BenchmarkAnnounce(b *testing.B) {
 	s := New(Params{Shards: DefaultShards})
 	loadBench(b, s, 1_000_000, 100_000)
-	ids := make([]tracker.PeerID, 4096)
+	ids := make([]bittorrent.PeerID, 4096)
 	for n := range ids {
 		ids[n] = trackertest.ID(n)
 	}

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/tracker"
 )
@@ -113,7 +114,7 @@ type shard struct {
 }
 
 type swarm struct {
-	hash       tracker.InfoHash
+	hash       bittorrent.InfoHash
 	v4         peerList
 	v6         int32 // position+1 of the swarm's IPv6 list in v6s; 0: none
 	downloaded uint32
@@ -128,7 +129,7 @@ type v6Peers struct {
 	twins [2]int32
 }
 
-func (s *Store) shard(h *tracker.InfoHash) *shard {
+func (s *Store) shard(h *bittorrent.InfoHash) *shard {
 	return &s.shards[binary.LittleEndian.Uint32(h[:4])&uint32(len(s.shards)-1)]
 }
 
@@ -303,7 +304,7 @@ func (v *v6Peers) setSeeder6(l list, i int, seeder bool) int {
 
 // ipv4Changed keeps the twin flag of a dual-stacked peer's IPv6 record in
 // step with its IPv4 record, which was just added (present) or removed.
-func (s *Store) ipv4Changed(sh *shard, w *swarm, id *tracker.PeerID, present bool) {
+func (s *Store) ipv4Changed(sh *shard, w *swarm, id *bittorrent.PeerID, present bool) {
 	if !s.p.DualStacked {
 		return
 	}
@@ -330,24 +331,24 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 
 	slot, ok := sh.lookup(&a.InfoHash)
 	if !ok {
-		if a.Event == tracker.Stopped {
+		if a.Event == bittorrent.Stopped {
 			resp.Counts = tracker.Counts{}
 			return nil
 		}
 		slot = sh.add(a.InfoHash)
-		resp.Change |= tracker.SwarmAdded
+		resp.Change |= bittorrent.SwarmAdded
 	}
 	w := &sh.swarms[slot]
-	l, ok := sh.list(w, v6, a.Event != tracker.Stopped)
+	l, ok := sh.list(w, v6, a.Event != bittorrent.Stopped)
 	i := -1
 	if ok {
 		i = l.find(&a.PeerID)
 	}
 	if i >= 0 && i < int(l.seeders) {
-		resp.Change |= tracker.SeederBefore
+		resp.Change |= bittorrent.SeederBefore
 	}
 
-	if a.Event == tracker.Stopped {
+	if a.Event == bittorrent.Stopped {
 		if i >= 0 {
 			if v6 {
 				sh.v6(w).remove6(l, i)
@@ -355,7 +356,7 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 				l.remove(i)
 				s.ipv4Changed(sh, w, &a.PeerID, false)
 			}
-			resp.Change |= tracker.PeerRemoved
+			resp.Change |= bittorrent.PeerRemoved
 		}
 		resp.Counts = sh.counts(w)
 		return nil
@@ -365,7 +366,7 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 	switch {
 	case i < 0:
 		i = l.add(a, now)
-		resp.Change |= tracker.PeerAdded
+		resp.Change |= bittorrent.PeerAdded
 		if v6 {
 			if s.p.DualStacked && sh.view(&w.v4, false).find(&a.PeerID) >= 0 {
 				sh.v6(w).twin(l, i, true)
@@ -381,11 +382,11 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 		i = l.setSeeder(i, seeder)
 	}
 	if seeder {
-		resp.Change |= tracker.SeederAfter
+		resp.Change |= bittorrent.SeederAfter
 	}
-	if a.Event == tracker.Completed && !l.setFlag(i, flagSnatched, true) {
+	if a.Event == bittorrent.Completed && !l.setFlag(i, flagSnatched, true) {
 		w.downloaded++
-		resp.Change |= tracker.Snatched
+		resp.Change |= bittorrent.Snatched
 	}
 	resp.Counts = sh.counts(w)
 
@@ -472,17 +473,17 @@ func (p *picker) pick(resp *tracker.AnnounceResponse, l list) {
 			}
 			if j == p.self || (p.uid != 0 && l.hasUID && binary.LittleEndian.Uint32(r[seenAt+4:]) == p.uid) ||
 				(p.skipTwins && binary.LittleEndian.Uint32(r[seenAt:])&flagTwin != 0) ||
-				(p.twinsIn.peerList != nil && p.twinsIn.find((*tracker.PeerID)(r[:offAddr])) >= 0) {
+				(p.twinsIn.peerList != nil && p.twinsIn.find((*bittorrent.PeerID)(r[:offAddr])) >= 0) {
 				continue
 			}
 			// The record's address and port are the packed form already.
 			k := len(out)
 			if l.addrLen == 4 {
-				out = out[:k+tracker.PackedIPv4]
-				*(*[tracker.PackedIPv4]byte)(out[k:]) = [tracker.PackedIPv4]byte(r[offAddr:])
+				out = out[:k+bittorrent.PackedIPv4]
+				*(*[bittorrent.PackedIPv4]byte)(out[k:]) = [bittorrent.PackedIPv4]byte(r[offAddr:])
 			} else {
-				out = out[:k+tracker.PackedIPv6]
-				*(*[tracker.PackedIPv6]byte)(out[k:]) = [tracker.PackedIPv6]byte(r[offAddr:])
+				out = out[:k+bittorrent.PackedIPv6]
+				*(*[bittorrent.PackedIPv6]byte)(out[k:]) = [bittorrent.PackedIPv6]byte(r[offAddr:])
 			}
 			if p.ids {
 				k := len(idOut)
@@ -512,7 +513,7 @@ func sameSubnet(a, b []byte, bits int) bool {
 }
 
 // add puts a new, empty swarm in the shard and returns its slot.
-func (sh *shard) add(h tracker.InfoHash) int32 {
+func (sh *shard) add(h bittorrent.InfoHash) int32 {
 	var slot int32
 	if n := len(sh.free); n > 0 {
 		slot = sh.free[n-1]
@@ -543,7 +544,7 @@ func (sh *shard) drop(slot int32) {
 }
 
 // Scrape implements tracker.Conn.
-func (s *Store) Scrape(_ context.Context, hashes []tracker.InfoHash, out []tracker.Scrape) ([]tracker.Scrape, error) {
+func (s *Store) Scrape(_ context.Context, hashes []bittorrent.InfoHash, out []tracker.Scrape) ([]tracker.Scrape, error) {
 	for i := range hashes {
 		sc := tracker.Scrape{InfoHash: hashes[i]}
 		sh := s.shard(&hashes[i])
@@ -611,7 +612,7 @@ func (s *Store) purgeList(sh *shard, w *swarm, l list, f int, cutoff uint32) (p 
 		if f == 1 {
 			sh.v6(w).remove6(l, i)
 		} else {
-			id := tracker.PeerID(l.id(i))
+			id := bittorrent.PeerID(l.id(i))
 			l.remove(i)
 			s.ipv4Changed(sh, w, &id, false)
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/tracker"
 )
 
@@ -130,7 +131,7 @@ func (l list) set(i int, a *tracker.Announce, now uint32) {
 }
 
 // find returns the position of the peer with id, or -1.
-func (l list) find(id *tracker.PeerID) int {
+func (l list) find(id *bittorrent.PeerID) int {
 	if l.ixBits > 0 {
 		return int(l.slotAt(l.slot(id[:]))) - 1
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/tracker"
 )
 
@@ -50,7 +51,7 @@ func benchAnnounce(i, torrents int) tracker.Announce {
 
 // benchID is peer i's peer_id, announce.lua's: "-BM0001-" and i in 12
 // digits.
-func benchID(i int) (id tracker.PeerID) {
+func benchID(i int) (id bittorrent.PeerID) {
 	copy(id[:], "-BM0001-")
 	for j, v := len(id)-1, i; j >= 8; j, v = j-1, v/10 {
 		id[j] = byte('0' + v%10)
@@ -61,7 +62,7 @@ func benchID(i int) (id tracker.PeerID) {
 // benchHash is the k-th info_hash of loadBench, the same as
 // gen_hashes.py's and announce.lua's: pseudo-random bytes, so that the
 // swarms spread over the shards as real info_hashes (SHA-1 digests) do.
-func benchHash(k int) (h tracker.InfoHash) {
+func benchHash(k int) (h bittorrent.InfoHash) {
 	x := uint32(uint64(k) * 2654435761)
 	for j := range h {
 		x = x*69069 + 1

@@ -3,7 +3,7 @@ package memory
 import (
 	"hash/maphash"
 
-	"github.com/chihaya/chihaya/tracker"
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // swarmIndex is a shard's table from info_hash to the swarm's slot in the
@@ -25,10 +25,10 @@ type swarmIndex struct {
 
 const minSwarmIndex = 16
 
-func (sh *shard) hashOf(h *tracker.InfoHash) uint64 { return maphash.Bytes(sh.seed, h[:]) }
+func (sh *shard) hashOf(h *bittorrent.InfoHash) uint64 { return maphash.Bytes(sh.seed, h[:]) }
 
 // lookup returns the slot of the swarm of h.
-func (sh *shard) lookup(h *tracker.InfoHash) (int32, bool) {
+func (sh *shard) lookup(h *bittorrent.InfoHash) (int32, bool) {
 	x := sh.index.entries
 	if len(x) == 0 {
 		return 0, false

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/chihaya/chihaya/tracker"
+	"github.com/chihaya/chihaya/bittorrent"
 )
 
 // TestSwarmIndexAgainstModel adds and drops swarms of one shard at random,
@@ -15,8 +15,8 @@ import (
 func TestSwarmIndexAgainstModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	sh := &shard{seed: maphash.MakeSeed()}
-	model := map[tracker.InfoHash]int32{}
-	hash := func(n int) (h tracker.InfoHash) {
+	model := map[bittorrent.InfoHash]int32{}
+	hash := func(n int) (h bittorrent.InfoHash) {
 		h[0], h[1], h[19] = byte(n), byte(n>>8), 7 // a shared suffix, as in the wild
 		return h
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/tracker"
 )
 
@@ -61,29 +62,29 @@ func Run(t *testing.T, open func(t *testing.T, opts tracker.Options) tracker.Poo
 var ctx = context.Background()
 
 // Hash returns a distinct info_hash for n.
-func Hash(n int) tracker.InfoHash {
-	var h tracker.InfoHash
+func Hash(n int) bittorrent.InfoHash {
+	var h bittorrent.InfoHash
 	copy(h[:], fmt.Sprintf("hash-%015d", n))
 	return h
 }
 
 // ID returns a distinct peer_id for n.
-func ID(n int) tracker.PeerID {
-	var id tracker.PeerID
+func ID(n int) bittorrent.PeerID {
+	var id bittorrent.PeerID
 	copy(id[:], fmt.Sprintf("-TT0001-%012d", n))
 	return id
 }
 
 // Leecher returns a started announce of peer n at addr, with 1000 bytes left.
-func Leecher(h tracker.InfoHash, n int, addr string) *tracker.Announce {
+func Leecher(h bittorrent.InfoHash, n int, addr string) *tracker.Announce {
 	return &tracker.Announce{
 		InfoHash: h, PeerID: ID(n), Addr: netip.MustParseAddr(addr),
-		Port: uint16(1000 + n), Left: 1000, Event: tracker.Started, NumWant: -1,
+		Port: uint16(1000 + n), Left: 1000, Event: bittorrent.Started, NumWant: -1,
 	}
 }
 
 // Seeder is Leecher with nothing left.
-func Seeder(h tracker.InfoHash, n int, addr string) *tracker.Announce {
+func Seeder(h bittorrent.InfoHash, n int, addr string) *tracker.Announce {
 	a := Leecher(h, n, addr)
 	a.Left = 0
 	return a
@@ -103,17 +104,17 @@ func announce(t *testing.T, c tracker.Conn, a *tracker.Announce, want int) resul
 	if err := c.Announce(ctx, a, want, &r); err != nil {
 		t.Fatalf("Announce: %v", err)
 	}
-	if len(r.Peers4)%tracker.PackedIPv4 != 0 || len(r.Peers6)%tracker.PackedIPv6 != 0 ||
-		len(r.IDs4) != len(r.Peers4)/tracker.PackedIPv4*tracker.PeerIDSize ||
-		len(r.IDs6) != len(r.Peers6)/tracker.PackedIPv6*tracker.PeerIDSize {
+	if len(r.Peers4)%bittorrent.PackedIPv4 != 0 || len(r.Peers6)%bittorrent.PackedIPv6 != 0 ||
+		len(r.IDs4) != len(r.Peers4)/bittorrent.PackedIPv4*bittorrent.PeerIDSize ||
+		len(r.IDs6) != len(r.Peers6)/bittorrent.PackedIPv6*bittorrent.PeerIDSize {
 		t.Fatalf("packed peers of %d and %d bytes with ids of %d and %d bytes", len(r.Peers4), len(r.Peers6), len(r.IDs4), len(r.IDs6))
 	}
 	return result{&r, r.PeerList()}
 }
 
-func scrape(t *testing.T, c tracker.Conn, h tracker.InfoHash) tracker.Counts {
+func scrape(t *testing.T, c tracker.Conn, h bittorrent.InfoHash) tracker.Counts {
 	t.Helper()
-	out, err := c.Scrape(ctx, []tracker.InfoHash{h}, nil)
+	out, err := c.Scrape(ctx, []bittorrent.InfoHash{h}, nil)
 	if err != nil || len(out) != 1 || out[0].InfoHash != h {
 		t.Fatalf("Scrape = %v, %v", out, err)
 	}
@@ -131,12 +132,12 @@ func testCounts(t *testing.T, c tracker.Conn) {
 	h := Hash(1)
 	r := announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
 	wantCounts(t, "first leecher", r.Counts, tracker.Counts{Incomplete: 1})
-	if !r.Change.Has(tracker.PeerAdded|tracker.SwarmAdded) || r.Change.Has(tracker.SeederAfter) {
+	if !r.Change.Has(bittorrent.PeerAdded|bittorrent.SwarmAdded) || r.Change.Has(bittorrent.SeederAfter) {
 		t.Errorf("first leecher: change %b", r.Change)
 	}
 	r = announce(t, c, Seeder(h, 2, "10.0.0.2"), 50)
 	wantCounts(t, "then a seeder", r.Counts, tracker.Counts{Complete: 1, Incomplete: 1})
-	if !r.Change.Has(tracker.PeerAdded|tracker.SeederAfter) || r.Change.Has(tracker.SwarmAdded) {
+	if !r.Change.Has(bittorrent.PeerAdded|bittorrent.SeederAfter) || r.Change.Has(bittorrent.SwarmAdded) {
 		t.Errorf("seeder: change %b", r.Change)
 	}
 	announce(t, c, Seeder(h, 3, "2001:db8::3"), 50)
@@ -148,12 +149,12 @@ func testStopped(t *testing.T, c tracker.Conn) {
 	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
 	announce(t, c, Seeder(h, 2, "10.0.0.2"), 50)
 	stop := Seeder(h, 2, "10.0.0.2")
-	stop.Event = tracker.Stopped
+	stop.Event = bittorrent.Stopped
 	r := announce(t, c, stop, 0)
 	if len(r.Peers) != 0 {
 		t.Errorf("stopped got %d peers", len(r.Peers))
 	}
-	if !r.Change.Has(tracker.PeerRemoved | tracker.SeederBefore) {
+	if !r.Change.Has(bittorrent.PeerRemoved | bittorrent.SeederBefore) {
 		t.Errorf("stopped: change %b", r.Change)
 	}
 	wantCounts(t, "after stop", r.Counts, tracker.Counts{Incomplete: 1})
@@ -163,7 +164,7 @@ func testStopped(t *testing.T, c tracker.Conn) {
 func testStoppedUnknown(t *testing.T, c tracker.Conn) {
 	h := Hash(1)
 	stop := Leecher(h, 1, "10.0.0.1")
-	stop.Event = tracker.Stopped
+	stop.Event = bittorrent.Stopped
 	r := announce(t, c, stop, 0)
 	if r.Change != 0 || r.Counts != (tracker.Counts{}) {
 		t.Errorf("stopped for an unknown swarm: %+v", r)
@@ -180,14 +181,14 @@ func testCompletedOnce(t *testing.T, c tracker.Conn) {
 	h := Hash(1)
 	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
 	done := Seeder(h, 1, "10.0.0.1")
-	done.Event = tracker.Completed
+	done.Event = bittorrent.Completed
 	r := announce(t, c, done, 50)
-	if !r.Change.Has(tracker.Snatched|tracker.SeederAfter) || r.Change.Has(tracker.SeederBefore) {
+	if !r.Change.Has(bittorrent.Snatched|bittorrent.SeederAfter) || r.Change.Has(bittorrent.SeederBefore) {
 		t.Errorf("completed: change %b", r.Change)
 	}
 	wantCounts(t, "completed", r.Counts, tracker.Counts{Complete: 1, Downloaded: 1})
 	r = announce(t, c, done, 50) // a client repeating itself
-	if r.Change.Has(tracker.Snatched) {
+	if r.Change.Has(bittorrent.Snatched) {
 		t.Error("a second completed from the same peer counted again")
 	}
 	wantCounts(t, "completed twice", r.Counts, tracker.Counts{Complete: 1, Downloaded: 1})
@@ -229,7 +230,7 @@ func testNoSelf(t *testing.T, c tracker.Conn) {
 		if len(r.Peers) != 39 {
 			t.Fatalf("peer %d got %d peers, want 39", n, len(r.Peers))
 		}
-		seen := map[tracker.PeerID]bool{}
+		seen := map[bittorrent.PeerID]bool{}
 		for _, p := range r.Peers {
 			if p.ID == ID(n) {
 				t.Fatalf("peer %d was given itself", n)
@@ -288,9 +289,9 @@ func testReannounce(t *testing.T, c tracker.Conn) {
 	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
 	moved := Seeder(h, 1, "10.0.0.99")
 	moved.Port = 7777
-	moved.Event = tracker.None
+	moved.Event = bittorrent.None
 	r := announce(t, c, moved, 50)
-	if r.Change.Has(tracker.PeerAdded) || r.Change.Has(tracker.SeederBefore) || !r.Change.Has(tracker.SeederAfter) {
+	if r.Change.Has(bittorrent.PeerAdded) || r.Change.Has(bittorrent.SeederBefore) || !r.Change.Has(bittorrent.SeederAfter) {
 		t.Errorf("leecher turned seeder: change %b", r.Change)
 	}
 	wantCounts(t, "turned seeder", r.Counts, tracker.Counts{Complete: 1})
@@ -299,9 +300,9 @@ func testReannounce(t *testing.T, c tracker.Conn) {
 		t.Errorf("peers %v, want the new address 10.0.0.99:7777", r.Peers)
 	}
 	back := Leecher(h, 1, "10.0.0.99")
-	back.Event = tracker.None
+	back.Event = bittorrent.None
 	r = announce(t, c, back, 50)
-	if !r.Change.Has(tracker.SeederBefore) || r.Change.Has(tracker.SeederAfter) {
+	if !r.Change.Has(bittorrent.SeederBefore) || r.Change.Has(bittorrent.SeederAfter) {
 		t.Errorf("seeder turned leecher: change %b", r.Change)
 	}
 	wantCounts(t, "turned leecher", r.Counts, tracker.Counts{Incomplete: 2})
@@ -309,7 +310,7 @@ func testReannounce(t *testing.T, c tracker.Conn) {
 
 func testScrapeUnknown(t *testing.T, c tracker.Conn) {
 	announce(t, c, Leecher(Hash(1), 1, "10.0.0.1"), 50)
-	out, err := c.Scrape(ctx, []tracker.InfoHash{Hash(2), Hash(1)}, nil)
+	out, err := c.Scrape(ctx, []bittorrent.InfoHash{Hash(2), Hash(1)}, nil)
 	if err != nil || len(out) != 2 {
 		t.Fatalf("Scrape = %v, %v", out, err)
 	}
@@ -334,7 +335,7 @@ func testPurge(t *testing.T, c tracker.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	emptied := map[tracker.InfoHash]bool{}
+	emptied := map[bittorrent.InfoHash]bool{}
 	for _, h := range p.Emptied {
 		emptied[h] = true
 	}
@@ -349,7 +350,7 @@ func testPurge(t *testing.T, c tracker.Conn) {
 	wantCounts(t, "purged swarm", scrape(t, c, old), tracker.Counts{})
 	// A purged swarm comes back fresh.
 	r := announce(t, c, Leecher(old, 1, "10.0.0.1"), 50)
-	if !r.Change.Has(tracker.SwarmAdded) {
+	if !r.Change.Has(bittorrent.SwarmAdded) {
 		t.Errorf("re-created swarm: change %b", r.Change)
 	}
 }
@@ -358,7 +359,7 @@ func testPurgeKeep(t *testing.T, c tracker.Conn) {
 	h := Hash(1)
 	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
 	done := Seeder(h, 1, "10.0.0.1")
-	done.Event = tracker.Completed
+	done.Event = bittorrent.Completed
 	announce(t, c, done, 50)
 	p, err := c.Purge(ctx, time.Now().Add(2*time.Second), false)
 	if err != nil || p.Swarms != 0 || p.Peers[0] != 1 || len(p.Emptied) != 1 || p.Emptied[0] != h {
@@ -367,7 +368,7 @@ func testPurgeKeep(t *testing.T, c tracker.Conn) {
 	// The swarm, and its download count, stay.
 	wantCounts(t, "kept swarm", scrape(t, c, h), tracker.Counts{Downloaded: 1})
 	r := announce(t, c, Leecher(h, 2, "10.0.0.2"), 50)
-	if r.Change.Has(tracker.SwarmAdded) {
+	if r.Change.Has(bittorrent.SwarmAdded) {
 		t.Error("kept swarm was created again")
 	}
 }
@@ -409,7 +410,7 @@ func testLargeSwarm(t *testing.T, c tracker.Conn) {
 			model[n] = true
 		default:
 			a = Leecher(h, n, "10.0.0.1")
-			a.Event = tracker.Stopped
+			a.Event = bittorrent.Stopped
 			delete(model, n)
 		}
 		if n%7 == 0 { // some of them on IPv6
@@ -499,12 +500,12 @@ func testDualStacked(t *testing.T, c tracker.Conn) {
 	}
 	// Completing over one family, then leaving over one: counted once.
 	done := Seeder(h, 2, "10.0.0.2")
-	done.Event = tracker.Completed
+	done.Event = bittorrent.Completed
 	r = announce(t, c, done, 0)
 	wantCounts(t, "after completed over IPv4", r.Counts, tracker.Counts{Complete: 2, Incomplete: 2, Downloaded: 1})
 	announce(t, c, Seeder(h, 2, "2001:db8::2"), 0)
 	stop := Seeder(h, 1, "10.0.0.1")
-	stop.Event = tracker.Stopped
+	stop.Event = bittorrent.Stopped
 	r = announce(t, c, stop, 0)
 	wantCounts(t, "peer 1 stopped over IPv4 only: still there over IPv6", r.Counts, tracker.Counts{Complete: 2, Incomplete: 2, Downloaded: 1})
 	stop.Addr = netip.MustParseAddr("2001:db8::1")
