@@ -20,11 +20,9 @@ package chihaya
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	nethttp "net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -185,9 +183,8 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 	if err != nil {
 		return err
 	}
-	srv := http.NewServer(cfg, tkr, st)
-	admin := http.NewAdmin(srv)
-	admin.Handler = srv.SiteUpdates(admin.Handler)
+	srv := http.NewServer(tkr, st)
+	admin := http.NewAdmin(tkr, st)
 
 	reaperCtx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
@@ -199,7 +196,7 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 	var adminAddr net.Addr
 	if adm != nil {
 		go func() {
-			if err := admin.Serve(adm); err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
+			if err := admin.Serve(adm); err != nil {
 				errc <- fmt.Errorf("admin: %w", err)
 			}
 		}()
@@ -235,6 +232,7 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 		}
 	}
 	notify(systemd.Stopping)
+	admin.Drain() // health checks fail first, so load balancers look elsewhere
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), tkr.Config().ShutdownTimeout.Duration)
 	defer cancel()
 	if serr := srv.Shutdown(shutdownCtx); serr != nil && err == nil {

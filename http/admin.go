@@ -2,9 +2,12 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"log"
 	"math"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"net/url"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/stats"
+	"github.com/chihaya/chihaya/tracker"
 	"github.com/golang/glog"
 	"github.com/julienschmidt/httprouter"
 )
@@ -21,46 +25,74 @@ import (
 // than the server's write timeout (30 seconds by default).
 const pprofWriteTimeout = 5 * time.Minute
 
-// NewAdmin returns the operators' server: /check for health checks, /stats
-// for the counters as JSON, /metrics for Prometheus and, with debug_pprof,
-// Go's profiler under /debug/pprof/. It belongs on a private address
-// (admin_addr): nothing here is for clients.
-func NewAdmin(s *Server) *http.Server {
+// Admin is the operators' listener: /check for health checks, /stats for
+// the counters as JSON, /metrics for Prometheus, Go's profiler under
+// /debug/pprof/ with debug_pprof, and, for a private tracker whose backend
+// takes a site's pushed changes, Ocelot's update and report routes. It
+// belongs on a private address (admin_addr): nothing here is for clients,
+// and the public listener serves none of it. Every admin route is built
+// here, in NewAdmin, from the tracker's configuration.
+type Admin struct {
+	srv      *http.Server
+	draining atomic.Bool
+}
+
+// NewAdmin returns the admin listener of tkr, whose statistics are st.
+func NewAdmin(tkr *tracker.Tracker, st *stats.Stats) *Admin {
+	cfg := tkr.Config() // keys that need a restart: read once
+	a := &Admin{}
 	r := httprouter.New()
-
-	// /check fails once the public server starts shutting down, so that a
-	// load balancer stops sending clients before the listener closes.
-	var draining atomic.Bool
-	s.RegisterOnShutdown(func() { draining.Store(true) })
-	check := func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-		w.Header()["Content-Type"] = textPlain
-		if draining.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte("SHUTTING-DOWN"))
-			return
-		}
-		w.Write([]byte("STILL-ALIVE"))
-	}
-	r.GET("/check", check)
-	r.HEAD("/check", check)
-
-	r.GET("/stats", s.serveStats)
-	r.Handler(http.MethodGet, "/metrics", newMetricsHandler(s.stats, s.tracker.Backend()))
-
-	writeTimeout := s.cfg.WriteTimeout.Duration
-	if s.cfg.DebugPprof {
+	r.GET("/check", a.check)
+	r.HEAD("/check", a.check)
+	r.GET("/stats", serveStats(st))
+	r.Handler(http.MethodGet, "/metrics", newMetricsHandler(st, tkr.Backend()))
+	writeTimeout := cfg.WriteTimeout.Duration
+	if cfg.DebugPprof {
 		mountPprof(r)
 		writeTimeout = max(writeTimeout, pprofWriteTimeout)
 	}
-	return &http.Server{
-		Handler:           r,
-		ReadHeaderTimeout: s.cfg.ReadTimeout.Duration,
-		ReadTimeout:       s.cfg.ReadTimeout.Duration,
+	a.srv = &http.Server{
+		Handler:           siteUpdates(cfg, tkr.Backend(), r),
+		ReadHeaderTimeout: cfg.ReadTimeout.Duration,
+		ReadTimeout:       cfg.ReadTimeout.Duration,
 		WriteTimeout:      writeTimeout,
-		IdleTimeout:       s.cfg.IdleTimeout.Duration,
-		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		IdleTimeout:       cfg.IdleTimeout.Duration,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          newErrorLog(),
 	}
+	return a
+}
+
+// Handler returns the admin routes, for tests and for callers that serve
+// them themselves.
+func (a *Admin) Handler() http.Handler { return a.srv.Handler }
+
+// Serve answers admin requests on l until Shutdown. It returns nil after
+// Shutdown.
+func (a *Admin) Serve(l net.Listener) error {
+	if err := a.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Drain makes /check fail from now on, so that a load balancer stops
+// sending clients while the public listeners drain: the daemon calls it
+// as the first step of a shutdown.
+func (a *Admin) Drain() { a.draining.Store(true) }
+
+// Shutdown closes the admin listener, waiting until ctx ends for requests
+// in flight.
+func (a *Admin) Shutdown(ctx context.Context) error { return a.srv.Shutdown(ctx) }
+
+func (a *Admin) check(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	w.Header()["Content-Type"] = textPlain
+	if a.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("SHUTTING-DOWN"))
+		return
+	}
+	w.Write([]byte("STILL-ALIVE"))
 }
 
 // mountPprof serves net/http/pprof's handlers under /debug/pprof/.
@@ -140,8 +172,13 @@ func newStatsJSON(snap *stats.Snapshot, now time.Time) *statsJSON {
 // serveStats answers /stats: the counters as JSON, nested as in 2014;
 // ?flatten gives one level of dotted keys ("Peers.IPv4.Seeds.Current"),
 // ?pretty indents.
-func (s *Server) serveStats(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	snap := s.stats.Snapshot()
+func serveStats(st *stats.Stats) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		writeStats(w, r, st.Snapshot())
+	}
+}
+
+func writeStats(w http.ResponseWriter, r *http.Request, snap stats.Snapshot) {
 	var out any = newStatsJSON(&snap, time.Now())
 	q := r.URL.Query()
 	if flag(q, "flatten") {

@@ -28,7 +28,7 @@ import (
 // server, built as chihaya.Run builds them.
 type adminFixture struct {
 	srv   *Server
-	admin *http.Server
+	admin *Admin
 	tkr   *tracker.Tracker
 	stats *stats.Stats
 }
@@ -37,7 +37,7 @@ type adminFixture struct {
 func newAdminFixture(t *testing.T, mutate func(*config.Config)) *adminFixture {
 	t.Helper()
 	s := newTestServer(t, mutate)
-	return &adminFixture{srv: s, admin: NewAdmin(s), tkr: s.tracker, stats: s.stats}
+	return &adminFixture{srv: s, admin: NewAdmin(s.tracker, s.stats), tkr: s.tracker, stats: s.stats}
 }
 
 // public serves one client request from remote and returns the body.
@@ -57,7 +57,7 @@ func (f *adminFixture) public(t *testing.T, remote, target string) string {
 func (f *adminFixture) adminGet(t *testing.T, target string) *httptest.ResponseRecorder {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	f.admin.Handler.ServeHTTP(rec, httptest.NewRequest("GET", target, nil))
+	f.admin.Handler().ServeHTTP(rec, httptest.NewRequest("GET", target, nil))
 	return rec
 }
 
@@ -508,7 +508,7 @@ func TestCheck(t *testing.T) {
 	f := newAdminFixture(t, nil)
 	for _, method := range []string{"GET", "HEAD"} {
 		rec := httptest.NewRecorder()
-		f.admin.Handler.ServeHTTP(rec, httptest.NewRequest(method, "/check", nil))
+		f.admin.Handler().ServeHTTP(rec, httptest.NewRequest(method, "/check", nil))
 		if rec.Code != 200 {
 			t.Fatalf("%s /check: status %d", method, rec.Code)
 		}
@@ -516,21 +516,11 @@ func TestCheck(t *testing.T) {
 			t.Fatalf("/check: %q", rec.Body)
 		}
 	}
-	// Once the public server starts shutting down, /check fails so that a
-	// load balancer looks elsewhere.
-	if err := f.srv.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		rec := f.adminGet(t, "/check")
-		if rec.Code == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/check during shutdown: status %d", rec.Code)
-		}
-		time.Sleep(5 * time.Millisecond)
+	// Once the daemon starts shutting down, /check fails so that a load
+	// balancer looks elsewhere.
+	f.admin.Drain()
+	if rec := f.adminGet(t, "/check"); rec.Code != http.StatusServiceUnavailable || rec.Body.String() != "SHUTTING-DOWN" {
+		t.Fatalf("/check while draining: %d %q", rec.Code, rec.Body)
 	}
 }
 
@@ -560,15 +550,15 @@ func TestPprof(t *testing.T) {
 				}
 			}
 			if !on {
-				if f.admin.WriteTimeout != f.srv.cfg.WriteTimeout.Duration {
-					t.Errorf("write timeout %v without pprof", f.admin.WriteTimeout)
+				if f.admin.srv.WriteTimeout != f.tkr.Config().WriteTimeout.Duration {
+					t.Errorf("write timeout %v without pprof", f.admin.srv.WriteTimeout)
 				}
 				return
 			}
 			// A CPU profile, through a real server with the admin's
 			// timeouts: pprof refuses one that outlasts the write timeout.
 			ts := httptest.NewUnstartedServer(nil)
-			ts.Config = f.admin
+			ts.Config = f.admin.srv
 			ts.Start()
 			defer ts.Close()
 			resp, err := ts.Client().Get(ts.URL + "/debug/pprof/profile?seconds=1")

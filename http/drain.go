@@ -24,19 +24,8 @@ import (
 type drain struct {
 	busy atomic.Int64 // connections in StateNew or StateActive
 
-	mu         sync.Mutex
-	listeners  []*drainListener
-	onShutdown []func()
-}
-
-// RegisterOnShutdown registers f to run (in a goroutine of its own) as soon
-// as Shutdown begins, before the listeners close: for a health check that
-// should fail while the requests in flight drain. (Functions registered on
-// the underlying http.Server run only once the drain is over.)
-func (s *Server) RegisterOnShutdown(f func()) {
-	s.drain.mu.Lock()
-	s.drain.onShutdown = append(s.drain.onShutdown, f)
-	s.drain.mu.Unlock()
+	mu        sync.Mutex
+	listeners []*drainListener
 }
 
 // listen wraps l so that accepted connections are tracked and Shutdown can
@@ -69,9 +58,6 @@ func (d *drain) track(c net.Conn, state http.ConnState) {
 // connection is busy or ctx ends, then runs srv's own Shutdown.
 func (d *drain) shutdown(ctx context.Context, srv *http.Server) error {
 	d.mu.Lock()
-	for _, f := range d.onShutdown {
-		go f()
-	}
 	for _, l := range d.listeners {
 		l.Close()
 	}

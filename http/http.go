@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/bittorrent"
-	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/golang/glog"
@@ -26,11 +25,12 @@ import (
 )
 
 // Server serves the public announce and scrape routes.
+//
+// Its one source of configuration is the tracker's: keys that need a
+// restart are read once, by NewServer; reloadable ones once per request,
+// so that a reload never mixes two configurations in one answer.
 type Server struct {
-	// cfg is the configuration the server was made with, for the keys that
-	// need a restart. Reloadable keys are read from tracker.Config(), once
-	// per request.
-	cfg     *config.Config
+	private bool // routes with passkeys
 	tracker *tracker.Tracker
 	stats   *stats.Stats
 	srv     *http.Server
@@ -38,8 +38,9 @@ type Server struct {
 }
 
 // NewServer returns a server for tkr; Serve starts it.
-func NewServer(cfg *config.Config, tkr *tracker.Tracker, st *stats.Stats) *Server {
-	s := &Server{cfg: cfg, tracker: tkr, stats: st}
+func NewServer(tkr *tracker.Tracker, st *stats.Stats) *Server {
+	cfg := tkr.Config()
+	s := &Server{private: cfg.Private, tracker: tkr, stats: st}
 	s.srv = &http.Server{
 		Handler: s.Handler(),
 		// A client's request is one line and a few headers: anything slow or
@@ -68,7 +69,7 @@ func NewServer(cfg *config.Config, tkr *tracker.Tracker, st *stats.Stats) *Serve
 // (Gazelle's URLs), never both.
 func (s *Server) Handler() http.Handler {
 	r := httprouter.New()
-	if s.cfg.Private {
+	if s.private {
 		r.GET("/:passkey/announce", s.announce)
 		r.GET("/:passkey/scrape", s.scrape)
 	} else {

@@ -40,7 +40,7 @@ func newTestServer(t testing.TB, mutate func(*config.Config)) *Server {
 	st := stats.New()
 	tkr := tracker.New(cfg, pool, be, st)
 	t.Cleanup(func() { tkr.Close(); st.Close() })
-	return NewServer(cfg, tkr, st)
+	return NewServer(tkr, st)
 }
 
 // get serves one request from remote and returns the body after checking

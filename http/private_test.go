@@ -120,7 +120,7 @@ func newPrivateServer(t *testing.T) (*Server, *fakeSite) {
 	st := stats.New()
 	tkr := tracker.New(cfg, pool, site, st)
 	t.Cleanup(func() { tkr.Close(); st.Close() })
-	return NewServer(cfg, tkr, st), site
+	return NewServer(tkr, st), site
 }
 
 func TestPrivateAnnounce(t *testing.T) {
@@ -230,7 +230,7 @@ func TestSiteFiguresAndExpiry(t *testing.T) {
 
 func TestSiteUpdates(t *testing.T) {
 	s, site := newPrivateServer(t)
-	admin := s.SiteUpdates(httpNotFound{})
+	admin := siteUpdates(s.tracker.Config(), s.tracker.Backend(), httpNotFound{})
 	call := func(target string) (int, string) {
 		rec := httptest.NewRecorder()
 		admin.ServeHTTP(rec, httptest.NewRequest("GET", target, nil))

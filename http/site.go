@@ -7,12 +7,13 @@ import (
 
 	"github.com/chihaya/chihaya/backend"
 	"github.com/chihaya/chihaya/bittorrent"
+	"github.com/chihaya/chihaya/config"
 	"github.com/golang/glog"
 )
 
 var success = []byte("success")
 
-// SiteUpdates wraps the admin handler next with the site's side of Ocelot's
+// siteUpdates wraps the admin handler next with the site's side of Ocelot's
 // protocol, for a private tracker whose backend is a backend.Updater:
 //
 //	GET /<tracker_secret>/update?action=...   answered "success"
@@ -21,9 +22,11 @@ var success = []byte("success")
 // A first segment of a secret's length with any other secret gets Ocelot's
 // "Authentication failure". Everything else goes to next. These routes live
 // on the admin listener only: Gazelle's TRACKER_HOST/TRACKER_PORT point there.
-func (s *Server) SiteUpdates(next http.Handler) http.Handler {
-	up, ok := s.tracker.Backend().(backend.Updater)
-	if !s.cfg.Private || !ok {
+//
+// The secrets need a restart to change: cfg is the configuration at start.
+func siteUpdates(cfg *config.Config, be backend.Conn, next http.Handler) http.Handler {
+	up, ok := be.(backend.Updater)
+	if !cfg.Private || !ok {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,9 +36,9 @@ func (s *Server) SiteUpdates(next http.Handler) http.Handler {
 			return
 		}
 		w.Header()["Content-Type"] = textPlain
-		want := s.cfg.TrackerSecret
+		want := cfg.TrackerSecret
 		if verb == "report" {
-			want = s.cfg.ReportSecret
+			want = cfg.ReportSecret
 		}
 		if want == "" || subtle.ConstantTimeCompare([]byte(secret), []byte(want)) != 1 {
 			w.Write(appendFailure(nil, "Authentication failure"))
