@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"reflect"
@@ -57,6 +58,17 @@ type Config struct {
 	Addr string `json:"addr"`
 	// AdminAddr is the operators' listener (/check, /stats). Empty disables it.
 	AdminAddr string `json:"admin_addr"`
+	// UDPAddr is the UDP tracker's socket (BEP 15), announces and scrapes
+	// on the same tracker as Addr's. ":PORT" serves every IPv4 and IPv6
+	// address; empty turns UDP off.
+	UDPAddr string `json:"udp_addr"`
+	// UDPSecret keys the UDP connection IDs (a MAC of the client's address
+	// and the time). Several instances behind one UDP load balancer given
+	// the same secret accept each other's IDs. Empty: a random key per
+	// process. Otherwise at least 32 characters. A reload takes a new
+	// secret at once and still accepts the old one's IDs for the two
+	// minutes an ID lives, so no client sees its ID refused.
+	UDPSecret string `json:"udp_secret"`
 
 	Tracker DriverConfig `json:"tracker"`
 	Backend DriverConfig `json:"backend"`
@@ -140,6 +152,7 @@ func Default() *Config {
 	return &Config{
 		Addr:                  ":6881",
 		AdminAddr:             "127.0.0.1:6880",
+		UDPAddr:               ":6881",
 		Tracker:               DriverConfig{Name: "memory"},
 		Backend:               DriverConfig{Name: "noop"},
 		Announce:              Duration{30 * time.Minute},
@@ -295,9 +308,20 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: http_max_header_bytes: must be at least 1024, got %d", c.MaxHeaderBytes)
 	case c.GCPercent < 5:
 		return fmt.Errorf("config: gc_percent: want at least 5 (GOGC), got %d", c.GCPercent)
+	case c.UDPSecret != "" && len(c.UDPSecret) < MinUDPSecretLen:
+		return fmt.Errorf("config: udp_secret: want at least %d characters (or none, for a random key), got %d", MinUDPSecretLen, len(c.UDPSecret))
+	}
+	if c.UDPAddr != "" {
+		if _, port, err := net.SplitHostPort(c.UDPAddr); err != nil || port == "" {
+			return fmt.Errorf("config: udp_addr: %q: want host:port or :port (\"\" turns UDP off)", c.UDPAddr)
+		}
 	}
 	return c.validateDeployment()
 }
+
+// MinUDPSecretLen is the shortest udp_secret accepted: 32 characters of a
+// random string carry the 128 bits of the connection IDs' key.
+const MinUDPSecretLen = 32
 
 // The values real_ip_header may take.
 const (
@@ -346,6 +370,9 @@ var reloadable = map[string]bool{
 	"trusted_proxies":         true,
 	"real_ip_header":          true,
 	"shutdown_timeout":        true,
+	// The UDP frontend accepts the previous secret's IDs for one lifetime
+	// of an ID after a reload, so changing it refuses no client.
+	"udp_secret": true,
 }
 
 // Reloadable reports whether a running tracker applies key on a reload.

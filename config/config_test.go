@@ -49,6 +49,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{`{"http_read_timeout": "0s"}`, `http_read_timeout: must be positive`},
 		{`{"stats_buffer_size": 4096}`, `unknown key "stats_buffer_size"`},
 		{`{"addr": ""}`, `addr: must not be empty`},
+		{`{"udp_addr": "6881"}`, `udp_addr: "6881": want host:port`},
+		{`{"udp_addr": "[::1]"}`, `udp_addr: "[::1]": want host:port`},
+		{`{"udp_addr": "127.0.0.1:"}`, `udp_addr: "127.0.0.1:": want host:port`},
+		{`{"udp_addr": 6881}`, `udp_addr`},
+		{`{"udp_secret": "short"}`, `udp_secret: want at least 32 characters (or none, for a random key), got 5`},
 		{`{"gc_percent": 0}`, `gc_percent: want at least 5`},
 		{`{"preferred_ipv4_subnet": 33}`, `preferred_ipv4_subnet: want a prefix length from 0 to 32`},
 		{`{"preferred_ipv6_subnet": -1}`, `preferred_ipv6_subnet: want a prefix length from 0 to 128`},
@@ -173,7 +178,7 @@ func TestDeploymentKeys(t *testing.T) {
 
 func TestReload(t *testing.T) {
 	old := Default()
-	next, err := Decode(strings.NewReader(`{"addr": ":7000", "admin_addr": "", "tracker": {"driver": "memory", "params": {"shards": 2}},
+	next, err := Decode(strings.NewReader(`{"addr": ":7000", "admin_addr": "", "udp_addr": "", "udp_secret": "0123456789abcdef0123456789abcdef", "tracker": {"driver": "memory", "params": {"shards": 2}},
 		"announce": "20m", "min_announce": "10m", "announce_jitter": "1m", "peer_lifetime": "50m", "purge_inactive_torrents": false,
 		"default_num_want": 10, "max_num_want": 20, "max_scrape_infohashes": 5, "allow_ip_spoofing": true,
 		"trusted_proxies": ["127.0.0.1/32"], "real_ip_header": "X-Forwarded-For", "shutdown_timeout": "3s", "http_read_timeout": "1s"}`))
@@ -184,11 +189,11 @@ func TestReload(t *testing.T) {
 	if merged == old || merged == next {
 		t.Fatal("Reload must return a new Config")
 	}
-	if strings.Join(restart, " ") != "addr admin_addr tracker http_read_timeout" {
+	if strings.Join(restart, " ") != "addr admin_addr udp_addr tracker http_read_timeout" {
 		t.Errorf("needRestart %q", restart)
 	}
 	want := *next
-	want.Addr, want.AdminAddr, want.Tracker, want.ReadTimeout = old.Addr, old.AdminAddr, old.Tracker, old.ReadTimeout
+	want.Addr, want.AdminAddr, want.UDPAddr, want.Tracker, want.ReadTimeout = old.Addr, old.AdminAddr, old.UDPAddr, old.Tracker, old.ReadTimeout
 	got, _ := json.Marshal(merged)
 	wantJSON, _ := json.Marshal(&want)
 	if string(got) != string(wantJSON) {
@@ -197,7 +202,7 @@ func TestReload(t *testing.T) {
 	if err := merged.Validate(); err != nil {
 		t.Error(err)
 	}
-	if old.Announce.Duration != 30*time.Minute || old.Addr != ":6881" {
+	if old.Announce.Duration != 30*time.Minute || old.Addr != ":6881" || old.UDPAddr != ":6881" || old.UDPSecret != "" {
 		t.Error("Reload changed the running configuration in place")
 	}
 	// Every key is either reloadable or reported when it changes.
@@ -205,14 +210,36 @@ func TestReload(t *testing.T) {
 		t.Errorf("an unchanged file needs a restart for %q", restart)
 	}
 	for _, key := range []string{"announce", "min_announce", "peer_lifetime", "default_num_want", "max_num_want",
-		"max_scrape_infohashes", "allow_ip_spoofing", "trusted_proxies", "real_ip_header", "announce_jitter"} {
+		"max_scrape_infohashes", "allow_ip_spoofing", "trusted_proxies", "real_ip_header", "announce_jitter", "udp_secret"} {
 		if !Reloadable(key) {
 			t.Errorf("%s is not reloadable", key)
 		}
 	}
-	for _, key := range []string{"addr", "admin_addr", "tracker", "backend", "private_tracker"} {
+	for _, key := range []string{"addr", "admin_addr", "udp_addr", "tracker", "backend", "private_tracker"} {
 		if Reloadable(key) {
 			t.Errorf("%s is reloadable", key)
+		}
+	}
+}
+
+func TestUDPKeys(t *testing.T) {
+	for _, tc := range []struct {
+		json, addr, secret string
+	}{
+		{`{}`, ":6881", ""},
+		{`{"udp_addr": ""}`, "", ""},
+		{`{"udp_addr": "127.0.0.1:7000"}`, "127.0.0.1:7000", ""},
+		{`{"udp_addr": "[::1]:7000"}`, "[::1]:7000", ""},
+		{`{"udp_secret": "0123456789abcdef0123456789abcdef"}`, ":6881", "0123456789abcdef0123456789abcdef"},
+		{`{"udp_secret": "a much longer secret, which is fine: any length from 32 on"}`, ":6881", "a much longer secret, which is fine: any length from 32 on"},
+	} {
+		cfg, err := Decode(strings.NewReader(tc.json))
+		if err != nil {
+			t.Errorf("%s: %v", tc.json, err)
+			continue
+		}
+		if cfg.UDPAddr != tc.addr || cfg.UDPSecret != tc.secret {
+			t.Errorf("%s: udp_addr %q, udp_secret %q; want %q, %q", tc.json, cfg.UDPAddr, cfg.UDPSecret, tc.addr, tc.secret)
 		}
 	}
 }
