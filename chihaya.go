@@ -179,10 +179,11 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 		}
 	}()
 
-	pub, adm, err := listen(cfg)
+	socks, err := listen(cfg)
 	if err != nil {
 		return err
 	}
+	pub, adm := socks.Public, socks.Admin
 	srv := http.NewServer(tkr, st)
 	admin := http.NewAdmin(tkr, st)
 
@@ -242,37 +243,37 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 	return err
 }
 
-// listen returns the public listener and the admin one (nil when
-// admin_addr is empty): the sockets systemd passed if it passed them,
-// otherwise new ones on addr and admin_addr.
-func listen(cfg *config.Config) (pub, adm net.Listener, err error) {
-	passed, err := systemd.Listeners()
+// listen returns the sockets to serve on: those systemd passed, if it
+// passed them, and new ones on addr and admin_addr for the rest. Admin is
+// nil when admin_addr is empty.
+func listen(cfg *config.Config) (*systemd.Sockets, error) {
+	socks, err := systemd.Listeners()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	pub, adm = passed[systemd.Public], passed[systemd.Admin]
-	if pub != nil {
-		glog.Infof("addr: serving on the socket systemd passed (%s)", pub.Addr())
-	} else if pub, err = net.Listen("tcp", cfg.Addr); err != nil {
-		if adm != nil {
-			adm.Close()
-		}
-		return nil, nil, fmt.Errorf("addr: %w", err)
+	if socks == nil {
+		socks = &systemd.Sockets{}
+	}
+	if socks.Public != nil {
+		glog.Infof("addr: serving on the socket systemd passed (%s)", socks.Public.Addr())
+	} else if socks.Public, err = net.Listen("tcp", cfg.Addr); err != nil {
+		socks.Close()
+		return nil, fmt.Errorf("addr: %w", err)
 	}
 	switch {
-	case adm != nil && cfg.AdminAddr == "":
-		glog.Warningf("admin_addr is empty: not serving the admin socket systemd passed (%s)", adm.Addr())
-		adm.Close()
-		adm = nil
-	case adm != nil:
-		glog.Infof("admin_addr: serving on the socket systemd passed (%s)", adm.Addr())
+	case socks.Admin != nil && cfg.AdminAddr == "":
+		glog.Warningf("admin_addr is empty: not serving the admin socket systemd passed (%s)", socks.Admin.Addr())
+		socks.Admin.Close()
+		socks.Admin = nil
+	case socks.Admin != nil:
+		glog.Infof("admin_addr: serving on the socket systemd passed (%s)", socks.Admin.Addr())
 	case cfg.AdminAddr != "":
-		if adm, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-			pub.Close()
-			return nil, nil, fmt.Errorf("admin_addr: %w", err)
+		if socks.Admin, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
+			socks.Close()
+			return nil, fmt.Errorf("admin_addr: %w", err)
 		}
 	}
-	return pub, adm, nil
+	return socks, nil
 }
 
 // notify tells systemd state; a failure is logged, never fatal.
