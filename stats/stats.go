@@ -43,6 +43,43 @@ func (k Kind) String() string {
 	return "other"
 }
 
+// Transport is the frontend a request came through.
+type Transport uint8
+
+// Transports.
+const (
+	HTTP Transport = iota
+	UDP
+)
+
+// NumTransports is the number of transports.
+const NumTransports = int(UDP) + 1
+
+var transportNames = [NumTransports]string{"http", "udp"}
+
+// String returns the transport's name as a metric label: "http" or "udp".
+func (t Transport) String() string {
+	if int(t) < NumTransports {
+		return transportNames[t]
+	}
+	return "unknown"
+}
+
+// UDPEvent is something the UDP frontend counts besides requests: BEP 15's
+// connects, and the packets it refuses before they become requests.
+type UDPEvent uint8
+
+// UDP events.
+const (
+	UDPConnect         UDPEvent = iota // a connect answered with a connection ID
+	UDPBadConnectionID                 // an announce or scrape with a forged or expired connection ID
+	UDPError                           // an error packet sent, whatever its cause
+	UDPDropped                         // a packet left unanswered: malformed, or refused from an unproven address
+)
+
+// NumUDPEvents is the number of UDP events.
+const NumUDPEvents = int(UDPDropped) + 1
+
 // Outcome is how a request ended.
 type Outcome uint8
 
@@ -126,11 +163,12 @@ func Family(ipv6 bool) int {
 // shard is one set of counters. Each is only ever incremented; the figures
 // of a Snapshot are sums over every shard.
 type shard struct {
-	requests [NumKinds][NumOutcomes]atomic.Uint64
+	requests [NumTransports][NumKinds][NumOutcomes]atomic.Uint64
 	// latencySum is in nanoseconds; latency counts requests per coarse
 	// bucket (the last is +Inf), not cumulatively.
-	latencySum [NumKinds]atomic.Uint64
-	latency    [NumKinds][NumLatencyBuckets + 1]atomic.Uint64
+	latencySum [NumTransports][NumKinds]atomic.Uint64
+	latency    [NumTransports][NumKinds][NumLatencyBuckets + 1]atomic.Uint64
+	udp        [NumUDPEvents]atomic.Uint64
 	// peers counts each peerEvents bit, per family.
 	peers       [2][numPeerEvents]atomic.Uint64
 	connsOpened atomic.Uint64
@@ -182,6 +220,23 @@ type MemStats struct {
 	PauseTotalNs uint64
 }
 
+// TransportCounts are the request figures of one transport.
+type TransportCounts struct {
+	// Requests counts the transport's requests by Kind and Outcome.
+	Requests [NumKinds][NumOutcomes]int64
+	// Latency is the response-time histogram of each Kind, since start.
+	Latency [NumKinds]Histogram
+}
+
+// UDPCounts are the UDP frontend's own figures; its announces and scrapes
+// are in Snapshot.Transports[UDP].
+type UDPCounts struct {
+	Connects         int64 // connects answered
+	BadConnectionIDs int64 // requests refused for a forged or expired connection ID
+	Errors           int64 // error packets sent
+	Dropped          int64 // packets left unanswered
+}
+
 // Snapshot is a copy of every figure. Counters are read one after another
 // while requests go on, so two figures may disagree by the requests in
 // flight; once requests stop, every figure is exact.
@@ -198,8 +253,12 @@ type Snapshot struct {
 	Announces int64 // announces answered normally
 	Scrapes   int64 // scrapes answered normally
 
-	// Requests counts every request by Kind and Outcome.
+	// Requests counts every request by Kind and Outcome, all transports
+	// together.
 	Requests [NumKinds][NumOutcomes]int64
+	// Transports splits Requests and Latency by Transport.
+	Transports [NumTransports]TransportCounts
+	UDP        UDPCounts
 
 	TorrentsAdded   int64
 	TorrentsRemoved int64
@@ -209,7 +268,8 @@ type Snapshot struct {
 	// Peers is indexed by Family.
 	Peers [2]FamilyCounts
 
-	// Latency is the response-time histogram of each Kind, since start.
+	// Latency is the response-time histogram of each Kind, since start,
+	// all transports together.
 	Latency [NumKinds]Histogram
 	// ResponseTime holds the percentiles of the response times of the last
 	// minute or so, every kind together; when no request came in that
@@ -275,8 +335,18 @@ func (s *Stats) shard() *shard { return s.local.Get().(*shard) }
 
 func (s *Stats) put(sh *shard) { s.local.Put(sh) }
 
-// RecordRequest records one answered request and how long it took.
+// RecordRequest records one answered HTTP request and how long it took:
+// RecordRequestVia(HTTP, kind, outcome, d).
 func (s *Stats) RecordRequest(kind Kind, outcome Outcome, d time.Duration) {
+	s.RecordRequestVia(HTTP, kind, outcome, d)
+}
+
+// RecordRequestVia records one request answered through transport tr, and
+// how long it took.
+func (s *Stats) RecordRequestVia(tr Transport, kind Kind, outcome Outcome, d time.Duration) {
+	if int(tr) >= NumTransports {
+		tr = HTTP
+	}
 	if int(kind) >= NumKinds {
 		kind = Other
 	}
@@ -286,10 +356,20 @@ func (s *Stats) RecordRequest(kind Kind, outcome Outcome, d time.Duration) {
 	ns := uint64(max(d, 0))
 	fine, coarse := buckets(ns)
 	sh := s.shard()
-	sh.requests[kind][outcome].Add(1)
-	sh.latencySum[kind].Add(ns)
-	sh.latency[kind][coarse].Add(1)
+	sh.requests[tr][kind][outcome].Add(1)
+	sh.latencySum[tr][kind].Add(ns)
+	sh.latency[tr][kind][coarse].Add(1)
 	sh.fine[fine].Add(1)
+	s.put(sh)
+}
+
+// RecordUDP counts one UDP event.
+func (s *Stats) RecordUDP(e UDPEvent) {
+	if int(e) >= NumUDPEvents {
+		return
+	}
+	sh := s.shard()
+	sh.udp[e].Add(1)
 	s.put(sh)
 }
 
@@ -375,35 +455,56 @@ func (s *Stats) Snapshot() Snapshot {
 				}
 			}
 		}
-		for k := range NumKinds {
-			for o := range NumOutcomes {
-				snap.Requests[k][o] += int64(sh.requests[k][o].Load())
+		for tr := range NumTransports {
+			tc := &snap.Transports[tr]
+			for k := range NumKinds {
+				for o := range NumOutcomes {
+					tc.Requests[k][o] += int64(sh.requests[tr][k][o].Load())
+				}
+				h := &tc.Latency[k]
+				h.Sum += time.Duration(sh.latencySum[tr][k].Load())
+				for b := range NumLatencyBuckets {
+					h.Buckets[b] += sh.latency[tr][k][b].Load()
+				}
+				h.Count += sh.latency[tr][k][NumLatencyBuckets].Load() // +Inf, made cumulative below
 			}
-			h := &snap.Latency[k]
-			h.Sum += time.Duration(sh.latencySum[k].Load())
-			for b := range NumLatencyBuckets {
-				h.Buckets[b] += sh.latency[k][b].Load()
-			}
-			h.Count += sh.latency[k][NumLatencyBuckets].Load() // +Inf, made cumulative below
+		}
+		for e, n := range [...]*int64{
+			UDPConnect:         &snap.UDP.Connects,
+			UDPBadConnectionID: &snap.UDP.BadConnectionIDs,
+			UDPError:           &snap.UDP.Errors,
+			UDPDropped:         &snap.UDP.Dropped,
+		} {
+			*n += int64(sh.udp[e].Load())
 		}
 	}
 
-	for k := range NumKinds {
-		for o := range NumOutcomes {
-			n := snap.Requests[k][o]
-			snap.RequestsHandled += n
-			switch Outcome(o) {
-			case ClientError:
-				snap.RequestsBad += n
-			case ServerError:
-				snap.RequestsErrored += n
+	for tr := range NumTransports {
+		tc := &snap.Transports[tr]
+		for k := range NumKinds {
+			for o := range NumOutcomes {
+				n := tc.Requests[k][o]
+				snap.Requests[k][o] += n
+				snap.RequestsHandled += n
+				switch Outcome(o) {
+				case ClientError:
+					snap.RequestsBad += n
+				case ServerError:
+					snap.RequestsErrored += n
+				}
+			}
+			h := &tc.Latency[k]
+			for b := 1; b < NumLatencyBuckets; b++ {
+				h.Buckets[b] += h.Buckets[b-1]
+			}
+			h.Count += h.Buckets[NumLatencyBuckets-1]
+			all := &snap.Latency[k]
+			all.Count += h.Count
+			all.Sum += h.Sum
+			for b := range NumLatencyBuckets {
+				all.Buckets[b] += h.Buckets[b]
 			}
 		}
-		h := &snap.Latency[k]
-		for b := 1; b < NumLatencyBuckets; b++ {
-			h.Buckets[b] += h.Buckets[b-1]
-		}
-		h.Count += h.Buckets[NumLatencyBuckets-1]
 	}
 	snap.Announces = snap.Requests[Announce][OK]
 	snap.Scrapes = snap.Requests[Scrape][OK]

@@ -212,6 +212,51 @@ func TestConcurrentRecording(t *testing.T) {
 	}
 }
 
+// Requests are counted per transport and in the totals; the UDP events
+// apart.
+func TestTransports(t *testing.T) {
+	s := New()
+	defer s.Close()
+	s.RecordRequest(Announce, OK, 100*time.Microsecond) // HTTP
+	s.RecordRequestVia(HTTP, Scrape, ClientError, time.Millisecond)
+	s.RecordRequestVia(UDP, Announce, OK, 20*time.Microsecond)
+	s.RecordRequestVia(UDP, Announce, OK, 40*time.Microsecond)
+	s.RecordRequestVia(UDP, Scrape, ServerError, 3*time.Millisecond)
+	s.RecordRequestVia(Transport(9), Other, OK, 0) // counted as HTTP
+	for e, n := range map[UDPEvent]int{UDPConnect: 3, UDPBadConnectionID: 2, UDPError: 4, UDPDropped: 1, UDPEvent(200): 5} {
+		for range n {
+			s.RecordUDP(e)
+		}
+	}
+	got := s.Snapshot()
+	for _, c := range []struct {
+		name      string
+		got, want [NumKinds][NumOutcomes]int64
+	}{
+		{"http", got.Transports[HTTP].Requests, [NumKinds][NumOutcomes]int64{{1, 0, 0}, {0, 1, 0}, {1, 0, 0}}},
+		{"udp", got.Transports[UDP].Requests, [NumKinds][NumOutcomes]int64{{2, 0, 0}, {0, 0, 1}, {0, 0, 0}}},
+		{"all", got.Requests, [NumKinds][NumOutcomes]int64{{3, 0, 0}, {0, 1, 1}, {1, 0, 0}}},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s requests %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if got.Announces != 3 || got.Scrapes != 0 || got.RequestsHandled != 6 || got.RequestsBad != 1 || got.RequestsErrored != 1 {
+		t.Errorf("announces %d scrapes %d handled %d bad %d errored %d, want 3 0 6 1 1",
+			got.Announces, got.Scrapes, got.RequestsHandled, got.RequestsBad, got.RequestsErrored)
+	}
+	udp, all := got.Transports[UDP].Latency[Announce], got.Latency[Announce]
+	if udp.Count != 2 || udp.Sum != 60*time.Microsecond || udp.Buckets[0] != 1 || udp.Buckets[1] != 2 {
+		t.Errorf("UDP announce latency %+v, want 2 requests, 60µs, 1 within 25µs, 2 within 50µs", udp)
+	}
+	if all.Count != 3 || all.Sum != 160*time.Microsecond || all.Buckets[1] != 2 || all.Buckets[2] != 3 {
+		t.Errorf("announce latency %+v, want 3 requests, 160µs, 2 within 50µs, 3 within 100µs", all)
+	}
+	if want := (UDPCounts{Connects: 3, BadConnectionIDs: 2, Errors: 4, Dropped: 1}); got.UDP != want {
+		t.Errorf("UDP counts %+v, want %+v", got.UDP, want)
+	}
+}
+
 func TestCloseThenFlush(t *testing.T) {
 	s := New()
 	s.Close()
@@ -227,6 +272,7 @@ func TestNames(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
 		{Announce.String(), "announce"}, {Scrape.String(), "scrape"}, {Other.String(), "other"}, {Kind(9).String(), "other"},
 		{OK.String(), "ok"}, {ClientError.String(), "client_error"}, {ServerError.String(), "server_error"},
+		{HTTP.String(), "http"}, {UDP.String(), "udp"}, {Transport(7).String(), "unknown"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
