@@ -1,168 +1,172 @@
 package mysql
 
 import (
-	"context"
-	"math/rand/v2"
-	"sync"
+	"math"
 	"testing"
-	"time"
 
+	"github.com/chihaya/chihaya/backend"
 	"github.com/chihaya/chihaya/bittorrent"
 )
 
-// Many users, torrents and peers announce concurrently, with flushes in
-// between: every user is credited exactly the traffic its clients made,
-// whatever the interleaving.
-func TestCreditEqualsRealTraffic(t *testing.T) {
-	bothSchemas(t, func(t *testing.T, schema string) {
-		s := newSite(t, schema)
-		const users, torrents, peersPerUser, sessions, announcesPerSession = 12, 6, 3, 3, 8
-		uids := make([]uint32, users)
-		for i := range uids {
-			uids[i] = s.addUser(i)
-		}
-		tids := make([]uint32, torrents)
-		for i := range tids {
-			tids[i] = s.addTorrent(i, "0")
-		}
-		c := s.open(nil)
-
-		wantUp := make([]int64, users)
-		wantDown := make([]int64, users)
-		var wg sync.WaitGroup
-		for u := range users {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				rng := rand.New(rand.NewPCG(uint64(u), 7))
-				for p := range peersPerUser {
-					tor := rng.IntN(torrents)
-					peer := u*100 + p
-					for range sessions {
-						// A session: started at zero, traffic, then stopped
-						// (the stopped announce's traffic counts too).
-						var up, down uint64
-						record(t, c, announce{uid: uids[u], tid: tids[tor], torrent: tor, peer: peer, left: 1000, event: bittorrent.Started})
-						for i := range announcesPerSession {
-							du, dd := uint64(rng.IntN(1<<20)), uint64(rng.IntN(1<<20))
-							up, down = up+du, down+dd
-							wantUp[u] += int64(du)
-							wantDown[u] += int64(dd)
-							ev := bittorrent.None
-							if i == announcesPerSession-1 {
-								ev = bittorrent.Stopped
-							}
-							record(t, c, announce{uid: uids[u], tid: tids[tor], torrent: tor, peer: peer, up: up, down: down, left: 1000, event: ev})
-						}
-					}
-				}
-			}()
-		}
-		// Flushes race the announces.
-		stop := make(chan struct{})
-		flushed := make(chan struct{})
-		go func() {
-			defer close(flushed)
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(5 * time.Millisecond):
-					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-					if err := c.Flush(ctx); err != nil {
-						t.Errorf("flush: %v", err)
-					}
-					cancel()
-				}
+// Each of Ocelot's credit rules (gazelle.md §5, plus the param
+// multipliers), as one case of the pure function: no database.
+func TestCreditRules(t *testing.T) {
+	normal := creditTerms{}
+	free := creditTerms{free: backend.Free}
+	neutral := creditTerms{free: backend.Neutral}
+	tokened := creditTerms{tokened: true}
+	boosted := creditTerms{userMul: &multipliers{up: 2, down: 0.5}, torMul: &multipliers{up: 1.5, down: 1}}
+	for _, tc := range []struct {
+		rule string
+		in   creditIn
+		want creditOut
+	}{
+		{
+			rule: "the first announce sets the baseline without credit",
+			in:   creditIn{now: counters{500, 400, 3}, balance: 7, terms: normal},
+			want: creditOut{baseline: counters{500, 400, 3}, session: true, balance: 7},
+		},
+		{
+			rule: "started sets the baseline without credit",
+			in:   creditIn{known: true, prev: counters{100, 100, 0}, now: counters{5000, 5000, 9}, event: bittorrent.Started, balance: 7, terms: normal},
+			want: creditOut{baseline: counters{5000, 5000, 9}, session: true, balance: 7},
+		},
+		{
+			rule: "uploaded going back re-baselines without credit, corrupt keeps its baseline",
+			in:   creditIn{known: true, prev: counters{700, 600, 5}, now: counters{100, 650, 9}, balance: 7, terms: normal},
+			want: creditOut{baseline: counters{100, 650, 5}, balance: 7},
+		},
+		{
+			rule: "downloaded going back re-baselines without credit",
+			in:   creditIn{known: true, prev: counters{700, 600, 5}, now: counters{800, 50, 5}, balance: 7, terms: normal},
+			want: creditOut{baseline: counters{800, 50, 5}, balance: 7},
+		},
+		{
+			rule: "the deltas since the baseline are credited and move the balance",
+			in:   creditIn{known: true, prev: counters{700, 600, 0}, now: counters{900, 650, 0}, balance: 7, terms: normal},
+			want: creditOut{baseline: counters{900, 650, 0}, rawUp: 200, rawDown: 50, up: 200, down: 50, balance: 157},
+		},
+		{
+			rule: "stopped still credits its delta",
+			in:   creditIn{known: true, prev: counters{10, 10, 0}, now: counters{30, 15, 0}, event: bittorrent.Stopped, terms: normal},
+			want: creditOut{baseline: counters{30, 15, 0}, rawUp: 20, rawDown: 5, up: 20, down: 5, balance: 15},
+		},
+		{
+			rule: "completed credits its delta",
+			in:   creditIn{known: true, prev: counters{10, 10, 0}, now: counters{30, 15, 0}, event: bittorrent.Completed, terms: normal},
+			want: creditOut{baseline: counters{30, 15, 0}, rawUp: 20, rawDown: 5, up: 20, down: 5, balance: 15},
+		},
+		{
+			rule: "corrupt bytes count against the torrent's balance only",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{10, 20, 7}, balance: 100, terms: normal},
+			want: creditOut{baseline: counters{10, 20, 7}, rawUp: 10, rawDown: 20, up: 10, down: 20, balance: 83},
+		},
+		{
+			rule: "corrupt bytes alone move the balance and nothing else",
+			in:   creditIn{known: true, prev: counters{10, 10, 0}, now: counters{10, 10, 7}, balance: 100, terms: tokened},
+			want: creditOut{baseline: counters{10, 10, 7}, balance: 93},
+		},
+		{
+			rule: "a corrupt counter going down gives the balance back",
+			in:   creditIn{known: true, prev: counters{10, 10, 7}, now: counters{10, 10, 2}, balance: 100, terms: normal},
+			want: creditOut{baseline: counters{10, 10, 2}, balance: 105},
+		},
+		{
+			rule: "an announce that moved no counter credits nothing and uses no token",
+			in:   creditIn{known: true, prev: counters{10, 10, 0}, now: counters{10, 10, 0}, balance: 100, terms: tokened},
+			want: creditOut{baseline: counters{10, 10, 0}, balance: 100},
+		},
+		{
+			rule: "freeleech credits no download",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: free},
+			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, up: 1000, balance: 600},
+		},
+		{
+			rule: "neutral credits nothing, the balance still moves",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: neutral},
+			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, balance: 600},
+		},
+		{
+			rule: "a token acts as freeleech and records the raw download",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: tokened},
+			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, up: 1000, balance: 600, token: true, tokenDown: 400},
+		},
+		{
+			rule: "a token records a download of 0 too",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 0, 0}, terms: tokened},
+			want: creditOut{baseline: counters{1000, 0, 0}, rawUp: 1000, up: 1000, balance: 1000, token: true},
+		},
+		{
+			rule: "a token on a freeleech torrent still records the raw download",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{free: backend.Free, tokened: true}},
+			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, up: 1000, balance: 600, token: true, tokenDown: 400},
+		},
+		{
+			rule: "neutral takes precedence over a token: no token bookkeeping",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{free: backend.Neutral, tokened: true}},
+			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, balance: 600},
+		},
+		{
+			rule: "multipliers scale the credit, user's times torrent's, rounded to the byte; the balance stays raw",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1001, 4001, 0}, terms: boosted},
+			want: creditOut{baseline: counters{1001, 4001, 0}, rawUp: 1001, rawDown: 4001, up: 3003, down: 2001, balance: -3000},
+		},
+		{
+			rule: "multipliers apply after freeleech",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{free: backend.Free, torMul: &multipliers{up: 1.5, down: 2}}},
+			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, up: 1500, balance: 600},
+		},
+		{
+			rule: "multipliers leave neutral at nothing",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{free: backend.Neutral, torMul: &multipliers{up: 4, down: 4}}},
+			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, balance: 600},
+		},
+		{
+			rule: "multipliers leave the token's download raw",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{tokened: true, userMul: &multipliers{up: 2, down: 0.5}, torMul: &multipliers{up: 1.5, down: 2}}},
+			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, up: 3000, balance: 600, token: true, tokenDown: 400},
+		},
+		{
+			rule: "a zero multiplier credits nothing that way",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{userMul: &multipliers{up: 0, down: 1}}},
+			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, down: 400, balance: 600},
+		},
+		{
+			rule: "counters beyond int64 saturate the deltas and the balance",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{math.MaxUint64, 0, 0}, balance: 10, terms: normal},
+			want: creditOut{baseline: counters{math.MaxUint64, 0, 0}, rawUp: math.MaxInt64, up: math.MaxInt64, balance: math.MaxInt64},
+		},
+		{
+			rule: "a multiplied credit saturates",
+			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1 << 62, 0, 0}, terms: creditTerms{torMul: &multipliers{up: 4, down: 1}}},
+			want: creditOut{baseline: counters{1 << 62, 0, 0}, rawUp: 1 << 62, up: math.MaxInt64, balance: 1 << 62},
+		},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			if got := creditAnnounce(tc.in); got != tc.want {
+				t.Errorf("\n got %+v\nwant %+v", got, tc.want)
 			}
-		}()
-		wg.Wait()
-		close(stop)
-		<-flushed
-		flush(t, c)
-
-		var totalUp, totalDown int64
-		for u, uid := range uids {
-			up, down := s.credit(uid)
-			if up != wantUp[u] || down != wantDown[u] {
-				t.Errorf("user %d credited %d/%d, made %d/%d", uid, up, down, wantUp[u], wantDown[u])
-			}
-			totalUp += up
-			totalDown += down
-		}
-		if up, down := s.totalCredit(); up != totalUp || down != totalDown {
-			t.Errorf("site total %d/%d, users' %d/%d", up, down, totalUp, totalDown)
-		}
-		if c.FlushErrors() != 0 || c.DroppedRows() != 0 {
-			t.Errorf("%d flush errors, %d rows dropped", c.FlushErrors(), c.DroppedRows())
-		}
-		// Every session ended with stopped: no peer is active any more.
-		if n := s.int("SELECT COUNT(*) FROM xbt_files_users WHERE active = 1"); n != 0 {
-			t.Errorf("%d xbt_files_users rows still active", n)
-		}
-	})
+		})
+	}
 }
 
-// Ocelot's delta rules: the first announce and "started" set the baseline
-// without credit, counters that go back re-baseline, corrupt bytes count
-// against the torrent's balance only.
-func TestDeltaRules(t *testing.T) {
-	bothSchemas(t, func(t *testing.T, schema string) {
-		s := newSite(t, schema)
-		uid := s.addUser(1)
-		tid := s.addTorrent(1, "0")
-		c := s.open(nil)
-		a := announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 10}
-		step := func(up, down, corrupt uint64, event bittorrent.Event) {
-			a.up, a.down, a.event = up, down, event
-			b := a.backend()
-			b.Corrupt = corrupt
-			if err := c.RecordAnnounce(b); err != nil {
-				t.Fatal(err)
-			}
+func TestScaleCredit(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		f    float64
+		want int64
+	}{
+		{1000, 1, 1000},
+		{1 << 62, 1, 1 << 62},
+		{1001, 0.5, 501},
+		{1000, 3, 3000},
+		{1000, 0, 0},
+		{1000, -2, 0},
+		{-5, 2, 0},
+		{1 << 62, 4, 1<<63 - 1},
+	} {
+		if got := scaleCredit(tc.n, tc.f); got != tc.want {
+			t.Errorf("scaleCredit(%d, %v) = %d, want %d", tc.n, tc.f, got, tc.want)
 		}
-		step(500, 500, 0, bittorrent.None)      // first seen mid-session: baseline only
-		step(700, 600, 0, bittorrent.None)      // +200/+100
-		step(100, 50, 0, bittorrent.None)       // client restarted without "started": baseline
-		step(150, 80, 0, bittorrent.None)       // +50/+30
-		step(5000, 5000, 0, bittorrent.Started) // a new session: baseline
-		step(5010, 5020, 7, bittorrent.None)    // +10/+20, 7 corrupt
-		flush(t, c)
-		if up, down := s.credit(uid); up != 260 || down != 150 {
-			t.Errorf("credited %d/%d, want 260/150", up, down)
-		}
-		// balance = Σup − Σdown − corrupt = 260 − 150 − 7
-		if f := s.torrentFigures(tid); f.balance != 103 {
-			t.Errorf("balance %d, want 103", f.balance)
-		}
-	})
-}
-
-// Announces never wait for the database: recording is a few map
-// operations, even with a big queue.
-func TestRecordAnnounceIsCheap(t *testing.T) {
-	s := newSite(t, SchemaLeechStats)
-	uid := s.addUser(1)
-	tid := s.addTorrent(1, "0")
-	c := s.open(nil)
-	b := announce{uid: uid, tid: tid, torrent: 1, left: 1}.backend()
-	start := time.Now()
-	const n = 20000
-	for i := range n {
-		b.PeerID = peerID(i)
-		b.Uploaded = uint64(i)
-		if err := c.RecordAnnounce(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("%d announces took %v", n, d)
-	}
-	if got := c.QueueDepth(); got != n+1 { // n peer rows, one torrent row
-		t.Errorf("QueueDepth %d, want %d", got, n+1)
-	}
-	flush(t, c)
-	if got := s.int("SELECT COUNT(*) FROM xbt_files_users"); got != n {
-		t.Errorf("%d xbt_files_users rows, want %d", got, n)
 	}
 }

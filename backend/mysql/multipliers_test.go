@@ -181,24 +181,3 @@ func TestMultipliersMissingColumns(t *testing.T) {
 		t.Errorf("all columns: %v", err)
 	}
 }
-
-func TestScaleCredit(t *testing.T) {
-	for _, tc := range []struct {
-		n    int64
-		f    float64
-		want int64
-	}{
-		{1000, 1, 1000},
-		{1 << 62, 1, 1 << 62},
-		{1001, 0.5, 501},
-		{1000, 3, 3000},
-		{1000, 0, 0},
-		{1000, -2, 0},
-		{-5, 2, 0},
-		{1 << 62, 4, 1<<63 - 1},
-	} {
-		if got := scaleCredit(tc.n, tc.f); got != tc.want {
-			t.Errorf("scaleCredit(%d, %v) = %d, want %d", tc.n, tc.f, got, tc.want)
-		}
-	}
-}

@@ -213,14 +213,32 @@ func (a *accumulator) full(n int) bool {
 	return true
 }
 
+// room reports whether table m may take a row for key k: it has one for k
+// already (rows aggregate per key), or it is below the queue limit.
+func room[K comparable, V any](a *accumulator, m map[K]V, k K) bool {
+	if _, ok := m[k]; ok {
+		return true
+	}
+	return !a.full(len(m))
+}
+
+// restore sets a peer's baseline to what was last flushed of it (loaded at
+// start from xbt_files_users), so that its next announce is credited
+// against it.
+func (a *accumulator) restore(k peerKey, p peerState) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.peers[k] = &p
+}
+
 // ErrNoIDs is returned by RecordAnnounce for an announce without a user or
 // torrent id: the mysql backend serves private trackers only.
 var ErrNoIDs = errors.New("mysql backend: announce without user and torrent ids (the mysql backend needs private_tracker: true)")
 
-// RecordAnnounce credits one announce as Ocelot would, in memory: the
-// deltas since the peer's previous announce (its counters become the new
-// baseline on "started" or when they went down), freeleech and tokens,
-// the torrent's counts, a snatch. Rows are written by the next flush.
+// RecordAnnounce credits one announce as Ocelot would, in memory (see
+// creditAnnounce for the rules), and queues its rows: the user's credit,
+// token use, the torrent's counts, a snatch, the peer's xbt_files_users
+// row. The next flush writes them.
 func (c *Conn) RecordAnnounce(a backend.Announce) error {
 	if a.UserID == 0 || a.TorrentID == 0 {
 		return ErrNoIDs
@@ -229,161 +247,139 @@ func (c *Conn) RecordAnnounce(a backend.Announce) error {
 	if a.Time.IsZero() {
 		now = time.Now().Unix()
 	}
-
-	// What the site says of the torrent and user.
-	free, tokened, protected := backend.Normal, false, false
-	var userMul, torMul *multipliers // nil: 1.0
-	c.site.mu.RLock()
-	if t, ok := c.site.torrents[a.InfoHash]; ok && t.id == a.TorrentID {
-		free = t.free
-		_, tokened = t.tokened[a.UserID]
-		torMul = t.mul
-	}
-	if u, ok := c.site.byID[a.UserID]; ok {
-		protected = u.protected
-		userMul = u.mul
-	}
-	c.site.mu.RUnlock()
-
+	terms, protected := c.site.creditTerms(a.InfoHash, a.TorrentID, a.UserID)
 	addr := a.Addr.Addr().Unmap()
 	if protected {
 		addr = netip.Addr{}
 	}
-
-	acc := &c.acc
-	acc.mu.Lock()
-	if acc.closed {
-		acc.mu.Unlock()
-		return ErrClosed
+	usedToken, err := c.acc.record(a, now, addr, terms)
+	if err != nil {
+		return err
 	}
-	pend := acc.pending
-	key := peerKey{tid: a.TorrentID, uid: a.UserID, peerID: a.PeerID}
-	p, known := acc.peers[key]
-	stats := acc.stats[a.TorrentID]
-	var upspeed, downspeed int64
-	usedToken := false
-	switch {
-	case !known || a.Event == bittorrent.Started:
-		// A new peer (or session): its counters are the baseline, no credit.
-		if !known {
-			p = &peerState{}
-			acc.peers[key] = p
-		}
-		*p = peerState{up: a.Uploaded, down: a.Downloaded, corrupt: a.Corrupt, first: now, announces: 1}
-	case a.Uploaded < p.up || a.Downloaded < p.down:
-		// The client's counters went back: a restart without "started".
-		p.announces++
-		p.up, p.down = a.Uploaded, a.Downloaded
-	default:
-		p.announces++
-		dUp := delta(a.Uploaded, p.up)
-		dDown := delta(a.Downloaded, p.down)
-		if a.Corrupt != p.corrupt {
-			stats.balance = addSat(stats.balance, -delta(a.Corrupt, p.corrupt))
-			p.corrupt = a.Corrupt
-		}
-		p.up, p.down = a.Uploaded, a.Downloaded
-		if dUp != 0 || dDown != 0 {
-			stats.balance = addSat(stats.balance, dUp-dDown)
-			if now > p.last {
-				upspeed, downspeed = dUp/(now-p.last), dDown/(now-p.last)
-			}
-			creditUp, creditDown := dUp, dDown
-			switch {
-			case free == backend.Neutral:
-				creditUp, creditDown = 0, 0
-			case free == backend.Free || tokened:
-				if tokened {
-					usedToken = true
-					k := tokenKey{uid: a.UserID, tid: a.TorrentID}
-					if _, ok := pend.tokens[k]; ok || !acc.full(len(pend.tokens)) {
-						pend.tokens[k] = addSat(pend.tokens[k], dDown)
-					}
-				}
-				creditDown = 0
-			}
-			// The multipliers (param multipliers) apply to what the rules
-			// left; the token's bookkeeping above stays raw, as Ocelot's.
-			if userMul != nil || torMul != nil {
-				uu, ud := userMul.factors()
-				tu, td := torMul.factors()
-				creditUp = scaleCredit(creditUp, uu*tu)
-				creditDown = scaleCredit(creditDown, ud*td)
-			}
-			if creditUp != 0 || creditDown != 0 {
-				r, ok := pend.users[a.UserID]
-				if ok || !acc.full(len(pend.users)) {
-					pend.users[a.UserID] = userRow{up: addSat(r.up, creditUp), down: addSat(r.down, creditDown)}
-				}
-			}
-		}
-	}
-	p.left = a.Left
-	p.last = now
-
-	if _, ok := pend.peers[key]; ok || !acc.full(len(pend.peers)) {
-		pend.peers[key] = peerRow{
-			active:    a.Event != bittorrent.Stopped,
-			up:        a.Uploaded,
-			down:      a.Downloaded,
-			upspeed:   upspeed,
-			downspeed: downspeed,
-			left:      a.Left,
-			corrupt:   a.Corrupt,
-			timespent: now - p.first,
-			announced: p.announces,
-			mtime:     now,
-			addr:      addr,
-			userAgent: a.UserAgent,
-		}
-	}
-	if a.Event == bittorrent.Stopped {
-		delete(acc.peers, key)
-	}
-
-	snatch := int64(0)
-	if a.Snatched {
-		snatch = 1
-		stats.snatched++
-		if !acc.full(len(pend.snatches)) {
-			pend.snatches = append(pend.snatches, snatchRow{uid: a.UserID, tid: a.TorrentID, at: now, addr: addr})
-		}
-	}
-	acc.stats[a.TorrentID] = stats
-	tr, ok := pend.torrents[a.TorrentID]
-	if ok || !acc.full(len(pend.torrents)) {
-		pend.torrents[a.TorrentID] = torRow{
-			seeders:  a.Seeders,
-			leechers: a.Leechers,
-			snatched: tr.snatched + snatch,
-			balance:  stats.balance,
-		}
-	}
-	acc.mu.Unlock()
-
-	// A token used to complete a download is spent: the site is told, and
-	// the torrent is no longer freeleech for that user.
 	if a.Snatched && usedToken {
-		hash, uid := a.InfoHash, a.UserID
-		c.site.apply(func(s *siteState) {
-			if t, ok := s.torrents[hash]; ok {
-				delete(t.tokened, uid)
-			}
-		})
-		if c.comm != nil {
-			c.comm.expire(a.UserID, a.TorrentID)
-		}
+		c.spendToken(a.InfoHash, a.UserID, a.TorrentID)
 	}
 	return nil
 }
 
-// delta is now - before as a signed number, saturated: counters are
-// unsigned 64-bit but the database's columns are signed.
-func delta(now, before uint64) int64 {
-	if now >= before {
-		return int64(min(now-before, math.MaxInt64))
+// record credits one announce and queues its rows: baseline lookup, the
+// credit rules, queueing. The three are one step under the lock, so that
+// two announces of one peer never credit the same bytes twice.
+func (a *accumulator) record(ann backend.Announce, now int64, addr netip.Addr, terms creditTerms) (usedToken bool, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false, ErrClosed
 	}
-	return -int64(min(before-now, math.MaxInt64))
+	key := peerKey{tid: ann.TorrentID, uid: ann.UserID, peerID: ann.PeerID}
+	in, p := a.baseline(key, ann, terms)
+	out := creditAnnounce(in)
+	peer := a.advance(key, p, ann, out, now)
+	peer.addr = addr
+	a.queue(key, ann, out, peer)
+	return out.token, nil
+}
+
+// baseline is the announce as the credit rules take it: with the peer's
+// previous counters (p, nil for a peer not known) and the torrent's
+// balance.
+func (a *accumulator) baseline(key peerKey, ann backend.Announce, terms creditTerms) (creditIn, *peerState) {
+	in := creditIn{
+		now:     counters{up: ann.Uploaded, down: ann.Downloaded, corrupt: ann.Corrupt},
+		event:   ann.Event,
+		balance: a.stats[key.tid].balance,
+		terms:   terms,
+	}
+	p, known := a.peers[key]
+	if known {
+		in.known, in.prev = true, counters{up: p.up, down: p.down, corrupt: p.corrupt}
+	}
+	return in, p
+}
+
+// advance moves the peer p (nil: new) on to the announce, as the credit
+// rules decided, and returns its xbt_files_users row. A stopped peer is
+// forgotten: its next announce starts a session.
+func (a *accumulator) advance(key peerKey, p *peerState, ann backend.Announce, out creditOut, now int64) peerRow {
+	if p == nil {
+		p = &peerState{}
+		a.peers[key] = p
+	}
+	var upspeed, downspeed int64
+	if out.session {
+		*p = peerState{first: now}
+	} else if now > p.last {
+		upspeed, downspeed = out.rawUp/(now-p.last), out.rawDown/(now-p.last)
+	}
+	p.up, p.down, p.corrupt = out.baseline.up, out.baseline.down, out.baseline.corrupt
+	p.announces++
+	p.left, p.last = ann.Left, now
+	if ann.Event == bittorrent.Stopped {
+		delete(a.peers, key)
+	}
+	return peerRow{
+		active:    ann.Event != bittorrent.Stopped,
+		up:        ann.Uploaded,
+		down:      ann.Downloaded,
+		upspeed:   upspeed,
+		downspeed: downspeed,
+		left:      ann.Left,
+		corrupt:   ann.Corrupt,
+		timespent: now - p.first,
+		announced: p.announces,
+		mtime:     now,
+		userAgent: ann.UserAgent,
+	}
+}
+
+// queue adds the announce's rows to the pending batch, each within the
+// queue limit (room): the user's credit and the token's download add up,
+// the peer's and the torrent's latest state wins, a snatch is appended.
+// The torrent's balance and snatch count move on in memory either way.
+func (a *accumulator) queue(key peerKey, ann backend.Announce, out creditOut, peer peerRow) {
+	pend := a.pending
+	if tk := (tokenKey{uid: key.uid, tid: key.tid}); out.token && room(a, pend.tokens, tk) {
+		pend.tokens[tk] = addSat(pend.tokens[tk], out.tokenDown)
+	}
+	if (out.up != 0 || out.down != 0) && room(a, pend.users, key.uid) {
+		r := pend.users[key.uid]
+		pend.users[key.uid] = userRow{up: addSat(r.up, out.up), down: addSat(r.down, out.down)}
+	}
+	if room(a, pend.peers, key) {
+		pend.peers[key] = peer
+	}
+	stats := a.stats[key.tid]
+	stats.balance = out.balance
+	snatch := int64(0)
+	if ann.Snatched {
+		snatch = 1
+		stats.snatched++
+		if !a.full(len(pend.snatches)) {
+			pend.snatches = append(pend.snatches, snatchRow{uid: key.uid, tid: key.tid, at: peer.mtime, addr: peer.addr})
+		}
+	}
+	a.stats[key.tid] = stats
+	if room(a, pend.torrents, key.tid) {
+		pend.torrents[key.tid] = torRow{
+			seeders:  ann.Seeders,
+			leechers: ann.Leechers,
+			snatched: pend.torrents[key.tid].snatched + snatch,
+			balance:  stats.balance,
+		}
+	}
+}
+
+// spendToken: a token used to complete a download is spent. The site is
+// told, and the torrent is no longer freeleech for that user.
+func (c *Conn) spendToken(hash bittorrent.InfoHash, uid, tid uint32) {
+	c.site.apply(func(s *siteState) {
+		if t, ok := s.torrents[hash]; ok {
+			delete(t.tokened, uid)
+		}
+	})
+	if c.comm != nil {
+		c.comm.expire(uid, tid)
+	}
 }
 
 // addSat adds without wrapping around.
@@ -420,9 +416,8 @@ func (c *Conn) RecordSwarm(torrentID uint32, seeders, leechers int) error {
 		return ErrClosed
 	}
 	pend := acc.pending
-	r, ok := pend.torrents[torrentID]
-	if ok || !acc.full(len(pend.torrents)) {
-		pend.torrents[torrentID] = torRow{seeders: seeders, leechers: leechers, snatched: r.snatched, balance: acc.stats[torrentID].balance}
+	if room(acc, pend.torrents, torrentID) {
+		pend.torrents[torrentID] = torRow{seeders: seeders, leechers: leechers, snatched: pend.torrents[torrentID].snatched, balance: acc.stats[torrentID].balance}
 	}
 	return nil
 }

@@ -1,12 +1,7 @@
 package mysql
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
-	"fmt"
-	"math"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,57 +23,6 @@ type torrent struct {
 	free    backend.FreeType
 	tokened map[uint32]struct{} // users holding a freeleech token on it
 	mul     *multipliers        // nil: 1.0 both ways
-}
-
-// multipliers are a user's or torrent's credit multipliers (the param
-// multipliers). Users and torrents without them (multipliers off, both
-// 1.0, or added by add_user/add_torrent since the last load) have none:
-// nil means 1.0 both ways.
-type multipliers struct{ up, down float64 }
-
-// newMultipliers reads a row's multipliers: NULL is 1.0, a negative (or
-// NaN) multiplier is 0. It returns nil for 1.0 both ways.
-func newMultipliers(up, down sql.NullFloat64) *multipliers {
-	m := multipliers{up: 1, down: 1}
-	if up.Valid {
-		m.up = up.Float64
-	}
-	if down.Valid {
-		m.down = down.Float64
-	}
-	if !(m.up >= 0) {
-		m.up = 0
-	}
-	if !(m.down >= 0) {
-		m.down = 0
-	}
-	if m.up == 1 && m.down == 1 {
-		return nil
-	}
-	return &m
-}
-
-func (m *multipliers) factors() (up, down float64) {
-	if m == nil {
-		return 1, 1
-	}
-	return m.up, m.down
-}
-
-// scaleCredit is n × f rounded to the nearest byte, never negative and
-// saturated at the largest int64; f == 1 keeps n exactly.
-func scaleCredit(n int64, f float64) int64 {
-	if f == 1 || n <= 0 {
-		return max(n, 0)
-	}
-	if !(f > 0) {
-		return 0
-	}
-	v := math.Round(float64(n) * f)
-	if v >= math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return int64(v)
 }
 
 type delReason struct {
@@ -150,6 +94,23 @@ func (s *siteState) expireReasons(now time.Time, lifetime time.Duration) {
 	}
 }
 
+// creditTerms is what the site says of an announce's torrent and user, for
+// the credit rules, and whether the user's address must be kept out of the
+// database. A torrent not loaded, or loaded under another id, counts as a
+// normal one.
+func (s *siteState) creditTerms(hash bittorrent.InfoHash, tid, uid uint32) (t creditTerms, protected bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if tor, ok := s.torrents[hash]; ok && tor.id == tid {
+		t.free, t.torMul = tor.free, tor.mul
+		_, t.tokened = tor.tokened[uid]
+	}
+	if u, ok := s.byID[uid]; ok {
+		t.userMul, protected = u.mul, u.protected
+	}
+	return t, protected
+}
+
 // User returns the enabled user with passkey.
 func (c *Conn) User(passkey string) (backend.User, bool) {
 	c.site.mu.RLock()
@@ -213,241 +174,6 @@ func DeleteReason(code int) string {
 	return deleteReasons[code]
 }
 
-// freeType maps Gazelle's FreeTorrent value as Ocelot's loader does.
-func freeType(v string) backend.FreeType {
-	switch v {
-	case "1":
-		return backend.Free
-	case "2":
-		return backend.Neutral
-	}
-	return backend.Normal
-}
-
-// queries are one schema flavour's statements.
-type queries struct {
-	torrents  string // ID, info_hash, FreeTorrent, Snatched, Balance
-	users     string
-	tokens    string
-	whitelist string
-	zeroPeers string
-	classic   bool
-	// multipliers: torrents and users also select UpMultiplier and
-	// DownMultiplier, last.
-	multipliers bool
-}
-
-// multiplierColumns are the columns the param multipliers reads.
-var multiplierColumns = [...][2]string{
-	{"users_main", "UpMultiplier"},
-	{"users_main", "DownMultiplier"},
-	{"torrents", "UpMultiplier"},
-	{"torrents", "DownMultiplier"},
-}
-
-// queriesFor returns Ocelot's queries for the schema flavour; with
-// multipliers, the users' and torrents' loads also read their multipliers.
-func queriesFor(schema string, withMultipliers bool) queries {
-	q := queries{
-		users:     "SELECT ID, can_leech, torrent_pass, (Visible='0' OR IP='127.0.0.1') AS Protected FROM users_main WHERE Enabled='1'",
-		tokens:    "SELECT uf.UserID, t.info_hash FROM users_freeleeches AS uf JOIN torrents AS t ON t.ID = uf.TorrentID WHERE uf.Expired = '0'",
-		whitelist: "SELECT peer_id FROM xbt_client_whitelist",
-	}
-	if schema == SchemaClassic {
-		q.classic = true
-		q.torrents = "SELECT ID, info_hash, FreeTorrent, Snatched, balance FROM torrents ORDER BY ID"
-		q.zeroPeers = "UPDATE torrents SET Seeders = 0, Leechers = 0 WHERE Seeders <> 0 OR Leechers <> 0"
-	} else {
-		// A LEFT JOIN, not Ocelot's INNER JOIN: a torrent whose stats row
-		// is missing is still served (the first flush creates the row).
-		q.torrents = "SELECT t.ID, t.info_hash, t.FreeTorrent, COALESCE(tls.Snatched, 0), COALESCE(tls.Balance, 0) FROM torrents t LEFT JOIN torrents_leech_stats tls ON (tls.TorrentID = t.ID) ORDER BY t.ID"
-		q.zeroPeers = "UPDATE torrents_leech_stats SET Seeders = 0, Leechers = 0 WHERE Seeders <> 0 OR Leechers <> 0"
-	}
-	if withMultipliers {
-		q.multipliers = true
-		q.users = "SELECT ID, can_leech, torrent_pass, (Visible='0' OR IP='127.0.0.1') AS Protected, UpMultiplier, DownMultiplier FROM users_main WHERE Enabled='1'"
-		if q.classic {
-			q.torrents = "SELECT ID, info_hash, FreeTorrent, Snatched, balance, UpMultiplier, DownMultiplier FROM torrents ORDER BY ID"
-		} else {
-			q.torrents = "SELECT t.ID, t.info_hash, t.FreeTorrent, COALESCE(tls.Snatched, 0), COALESCE(tls.Balance, 0), t.UpMultiplier, t.DownMultiplier FROM torrents t LEFT JOIN torrents_leech_stats tls ON (tls.TorrentID = t.ID) ORDER BY t.ID"
-		}
-	}
-	return q
-}
-
-// checkMultiplierColumns fails, with multipliers on, when a multiplier
-// column is missing: the site adds them.
-func (c *Conn) checkMultiplierColumns(ctx context.Context) error {
-	if !c.p.Multipliers {
-		return nil
-	}
-	rows, err := c.db.QueryContext(ctx, `SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS
-		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('users_main', 'torrents')
-		AND COLUMN_NAME IN ('UpMultiplier', 'DownMultiplier')`)
-	if err != nil {
-		return fmt.Errorf("backend.params: multipliers: reading the columns: %w", err)
-	}
-	var have [len(multiplierColumns)]bool
-	for rows.Next() {
-		var table, column string
-		if err := rows.Scan(&table, &column); err != nil {
-			rows.Close()
-			return fmt.Errorf("backend.params: multipliers: reading the columns: %w", err)
-		}
-		for i, tc := range multiplierColumns {
-			if strings.EqualFold(table, tc[0]) && strings.EqualFold(column, tc[1]) {
-				have[i] = true
-			}
-		}
-	}
-	if err := closeRows(rows); err != nil {
-		return fmt.Errorf("backend.params: multipliers: reading the columns: %w", err)
-	}
-	var missing []string
-	for i, tc := range multiplierColumns {
-		if !have[i] {
-			missing = append(missing, tc[0]+"."+tc[1])
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("backend.params: multipliers: true needs the column(s) %s, missing from the database (add them as DECIMAL or FLOAT, NULL meaning 1.0, or turn multipliers off)",
-			strings.Join(missing, ", "))
-	}
-	return nil
-}
-
-// loaded is one read of the site's tables.
-type loaded struct {
-	users     map[string]*user
-	byID      map[uint32]*user
-	torrents  map[[20]byte]*torrent
-	stats     map[uint32]torrentStats
-	whitelist []string
-}
-
-func (c *Conn) load(ctx context.Context) (*loaded, error) {
-	l := &loaded{
-		users:    map[string]*user{},
-		byID:     map[uint32]*user{},
-		torrents: map[[20]byte]*torrent{},
-		stats:    map[uint32]torrentStats{},
-	}
-	tx, err := c.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("loading the site: %w", err)
-	}
-	defer tx.Rollback()
-
-	rows, err := tx.QueryContext(ctx, c.q.torrents)
-	if err != nil {
-		return nil, fmt.Errorf("loading torrents: %w", err)
-	}
-	for rows.Next() {
-		var (
-			id       uint32
-			hash     []byte
-			free     sql.NullString
-			snatched int64
-			balance  int64
-			up, down sql.NullFloat64
-		)
-		dest := []any{&id, &hash, &free, &snatched, &balance}
-		if c.q.multipliers {
-			dest = append(dest, &up, &down)
-		}
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("loading torrents: %w", err)
-		}
-		if len(hash) != 20 {
-			continue // Ocelot skips empty info_hashes; others cannot match
-		}
-		l.torrents[[20]byte(hash)] = &torrent{id: id, free: freeType(free.String), tokened: map[uint32]struct{}{}, mul: newMultipliers(up, down)}
-		l.stats[id] = torrentStats{snatched: snatched, balance: balance}
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("loading torrents: %w", err)
-	}
-
-	rows, err = tx.QueryContext(ctx, c.q.tokens)
-	if err != nil {
-		return nil, fmt.Errorf("loading freeleech tokens: %w", err)
-	}
-	for rows.Next() {
-		var (
-			uid  uint32
-			hash []byte
-		)
-		if err := rows.Scan(&uid, &hash); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("loading freeleech tokens: %w", err)
-		}
-		if len(hash) == 20 {
-			if t := l.torrents[[20]byte(hash)]; t != nil {
-				t.tokened[uid] = struct{}{}
-			}
-		}
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("loading freeleech tokens: %w", err)
-	}
-
-	rows, err = tx.QueryContext(ctx, c.q.users)
-	if err != nil {
-		return nil, fmt.Errorf("loading users: %w", err)
-	}
-	for rows.Next() {
-		var (
-			id        uint32
-			canLeech  sql.NullInt64
-			passkey   string
-			protected sql.NullInt64
-			up, down  sql.NullFloat64
-		)
-		dest := []any{&id, &canLeech, &passkey, &protected}
-		if c.q.multipliers {
-			dest = append(dest, &up, &down)
-		}
-		if err := rows.Scan(dest...); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("loading users: %w", err)
-		}
-		u := &user{id: id, canLeech: canLeech.Int64 != 0, protected: protected.Int64 != 0, mul: newMultipliers(up, down)}
-		l.users[passkey] = u
-		l.byID[id] = u
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("loading users: %w", err)
-	}
-
-	rows, err = tx.QueryContext(ctx, c.q.whitelist)
-	if err != nil {
-		return nil, fmt.Errorf("loading the client whitelist: %w", err)
-	}
-	for rows.Next() {
-		var prefix sql.NullString
-		if err := rows.Scan(&prefix); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("loading the client whitelist: %w", err)
-		}
-		if prefix.Valid {
-			l.whitelist = append(l.whitelist, prefix.String)
-		}
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("loading the client whitelist: %w", err)
-	}
-	return l, nil
-}
-
-func closeRows(rows *sql.Rows) error {
-	err := rows.Err()
-	if cerr := rows.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // Reload reads users, torrents (with their tokens) and the whitelist again,
 // as Ocelot does on SIGUSR1, and swaps them in. Announces are answered
 // from the old lists meanwhile (Ocelot refuses them); the site's updates
@@ -482,83 +208,4 @@ func (c *Conn) Reload(ctx context.Context) error {
 	}
 	c.acc.addStats(l.stats)
 	return nil
-}
-
-// columnWidths are the lengths of the varchar columns the tracker fills
-// from client data, read from the schema so that nothing is too long.
-type columnWidths struct {
-	peerIP, userAgent, snatchIP int
-}
-
-func (c *Conn) loadWidths(ctx context.Context) error {
-	c.widths = columnWidths{peerIP: 15, userAgent: 51, snatchIP: 15} // Gazelle's
-	rows, err := c.db.QueryContext(ctx, `SELECT TABLE_NAME, COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH
-		FROM information_schema.COLUMNS
-		WHERE TABLE_SCHEMA = DATABASE() AND CHARACTER_MAXIMUM_LENGTH IS NOT NULL
-		AND ((TABLE_NAME = 'xbt_files_users' AND COLUMN_NAME IN ('ip', 'useragent'))
-		  OR (TABLE_NAME = 'xbt_snatched' AND COLUMN_NAME = 'IP'))`)
-	if err != nil {
-		return fmt.Errorf("reading column widths: %w", err)
-	}
-	for rows.Next() {
-		var (
-			table, column string
-			width         int64
-		)
-		if err := rows.Scan(&table, &column, &width); err != nil {
-			rows.Close()
-			return fmt.Errorf("reading column widths: %w", err)
-		}
-		w := int(min(width, 1<<16))
-		switch {
-		case table == "xbt_snatched":
-			c.widths.snatchIP = w
-		case bytes.EqualFold([]byte(column), []byte("ip")):
-			c.widths.peerIP = w
-		default:
-			c.widths.userAgent = w
-		}
-	}
-	return closeRows(rows)
-}
-
-// loadBaselines restores each active peer's last flushed counters from
-// xbt_files_users, so that its next announce is credited against them.
-func (c *Conn) loadBaselines(ctx context.Context) (int, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT fid, uid, peer_id, uploaded, downloaded, corrupt, remaining, announced, timespent, mtime
-		FROM xbt_files_users WHERE active = 1`)
-	if err != nil {
-		return 0, fmt.Errorf("loading peers from xbt_files_users: %w", err)
-	}
-	horizon := time.Now().Add(-baselineLifetime).Unix()
-	n := 0
-	c.acc.mu.Lock()
-	defer c.acc.mu.Unlock()
-	for rows.Next() {
-		var (
-			fid, uid                uint32
-			peerID                  []byte
-			up, down, corrupt, left int64
-			announced, spent, mtime int64
-		)
-		if err := rows.Scan(&fid, &uid, &peerID, &up, &down, &corrupt, &left, &announced, &spent, &mtime); err != nil {
-			rows.Close()
-			return n, fmt.Errorf("loading peers from xbt_files_users: %w", err)
-		}
-		if len(peerID) != 20 || mtime < horizon {
-			continue
-		}
-		k := peerKey{tid: fid, uid: uid, peerID: [20]byte(peerID)}
-		c.acc.peers[k] = &peerState{
-			up:        uint64(max(up, 0)),
-			down:      uint64(max(down, 0)),
-			corrupt:   uint64(max(corrupt, 0)),
-			left:      uint64(max(left, 0)),
-			first:     mtime - spent,
-			last:      mtime,
-			announces: uint32(max(announced, 0)),
-		}
-		n++
-	}
-	return n, closeRows(rows)
 }
