@@ -16,6 +16,19 @@ func TestCreditRules(t *testing.T) {
 	neutral := creditTerms{free: backend.Neutral}
 	tokened := creditTerms{tokened: true}
 	boosted := creditTerms{userMul: &multipliers{up: 2, down: 0.5}, torMul: &multipliers{up: 1.5, down: 1}}
+	// traffic is an announce 1000 up and 400 down past its baseline;
+	// credited is its outcome when up and down are credited, withToken
+	// when the user's token covered it.
+	traffic := func(terms creditTerms) creditIn {
+		return creditIn{known: true, now: counters{1000, 400, 0}, terms: terms}
+	}
+	credited := func(up, down int64) creditOut {
+		return creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, up: up, down: down, balance: 600}
+	}
+	withToken := func(o creditOut) creditOut {
+		o.token, o.tokenDown = true, 400
+		return o
+	}
 	for _, tc := range []struct {
 		rule string
 		in   creditIn
@@ -78,18 +91,18 @@ func TestCreditRules(t *testing.T) {
 		},
 		{
 			rule: "freeleech credits no download",
-			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: free},
-			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, up: 1000, balance: 600},
+			in:   traffic(free),
+			want: credited(1000, 0),
 		},
 		{
 			rule: "neutral credits nothing, the balance still moves",
-			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: neutral},
-			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, balance: 600},
+			in:   traffic(neutral),
+			want: credited(0, 0),
 		},
 		{
 			rule: "a token acts as freeleech and records the raw download",
-			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: tokened},
-			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, up: 1000, balance: 600, token: true, tokenDown: 400},
+			in:   traffic(tokened),
+			want: withToken(credited(1000, 0)),
 		},
 		{
 			rule: "a token records a download of 0 too",
@@ -98,13 +111,13 @@ func TestCreditRules(t *testing.T) {
 		},
 		{
 			rule: "a token on a freeleech torrent still records the raw download",
-			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{free: backend.Free, tokened: true}},
-			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, up: 1000, balance: 600, token: true, tokenDown: 400},
+			in:   traffic(creditTerms{free: backend.Free, tokened: true}),
+			want: withToken(credited(1000, 0)),
 		},
 		{
 			rule: "neutral takes precedence over a token: no token bookkeeping",
-			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{free: backend.Neutral, tokened: true}},
-			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, balance: 600},
+			in:   traffic(creditTerms{free: backend.Neutral, tokened: true}),
+			want: credited(0, 0),
 		},
 		{
 			rule: "multipliers scale the credit, user's times torrent's, rounded to the byte; the balance stays raw",
@@ -113,23 +126,23 @@ func TestCreditRules(t *testing.T) {
 		},
 		{
 			rule: "multipliers apply after freeleech",
-			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{free: backend.Free, torMul: &multipliers{up: 1.5, down: 2}}},
-			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, up: 1500, balance: 600},
+			in:   traffic(creditTerms{free: backend.Free, torMul: &multipliers{up: 1.5, down: 2}}),
+			want: credited(1500, 0),
 		},
 		{
 			rule: "multipliers leave neutral at nothing",
-			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{free: backend.Neutral, torMul: &multipliers{up: 4, down: 4}}},
-			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, balance: 600},
+			in:   traffic(creditTerms{free: backend.Neutral, torMul: &multipliers{up: 4, down: 4}}),
+			want: credited(0, 0),
 		},
 		{
 			rule: "multipliers leave the token's download raw",
-			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{tokened: true, userMul: &multipliers{up: 2, down: 0.5}, torMul: &multipliers{up: 1.5, down: 2}}},
-			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, up: 3000, balance: 600, token: true, tokenDown: 400},
+			in:   traffic(creditTerms{tokened: true, userMul: &multipliers{up: 2, down: 0.5}, torMul: &multipliers{up: 1.5, down: 2}}),
+			want: withToken(credited(3000, 0)),
 		},
 		{
 			rule: "a zero multiplier credits nothing that way",
-			in:   creditIn{known: true, prev: counters{0, 0, 0}, now: counters{1000, 400, 0}, terms: creditTerms{userMul: &multipliers{up: 0, down: 1}}},
-			want: creditOut{baseline: counters{1000, 400, 0}, rawUp: 1000, rawDown: 400, down: 400, balance: 600},
+			in:   traffic(creditTerms{userMul: &multipliers{up: 0, down: 1}}),
+			want: credited(0, 400),
 		},
 		{
 			rule: "counters beyond int64 saturate the deltas and the balance",

@@ -164,7 +164,7 @@ func (l *loaded) takeTorrent(scan func(dest ...any) error) error {
 	if len(hash) != 20 {
 		return nil // Ocelot skips empty info_hashes; others cannot match
 	}
-	l.torrents[[20]byte(hash)] = &torrent{id: id, free: freeType(free.String), tokened: map[uint32]struct{}{}, mul: mul}
+	l.torrents[[20]byte(hash)] = &torrent{id: id, free: freeType(free.String, backend.Normal), tokened: map[uint32]struct{}{}, mul: mul}
 	l.stats[id] = torrentStats{snatched: snatched, balance: balance}
 	return nil
 }
@@ -212,15 +212,19 @@ func (l *loaded) takeWhitelisted(scan func(dest ...any) error) error {
 	return nil
 }
 
-// freeType maps Gazelle's FreeTorrent value as Ocelot's loader does.
-func freeType(v string) backend.FreeType {
+// freeType maps Gazelle's FreeTorrent value ("0" normal, "1" free, "2"
+// neutral); Ocelot reads any other value as other: normal when it loads
+// the torrents, neutral in the site's updates.
+func freeType(v string, other backend.FreeType) backend.FreeType {
 	switch v {
+	case "0":
+		return backend.Normal
 	case "1":
 		return backend.Free
 	case "2":
 		return backend.Neutral
 	}
-	return backend.Normal
+	return other
 }
 
 // newMultipliers reads a row's multipliers: NULL is 1.0, a negative (or

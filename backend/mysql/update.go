@@ -38,7 +38,9 @@ func (c *Conn) Update(action, rawQuery string) ([]byte, error) {
 			break
 		}
 		id := uint32(strToInt32(p["id"]))
-		free := updateFreeType(p["freetorrent"])
+		// In updates, a freetorrent other than 0, 1 or 2, even a missing
+		// one, is neutral, as in Ocelot.
+		free := freeType(p["freetorrent"], backend.Neutral)
 		c.site.apply(func(s *siteState) {
 			if t, ok := s.torrents[hash]; ok {
 				t.free = free
@@ -49,7 +51,7 @@ func (c *Conn) Update(action, rawQuery string) ([]byte, error) {
 		})
 		c.acc.addStats(map[uint32]torrentStats{id: {}})
 	case "update_torrent":
-		free := updateFreeType(p["freetorrent"])
+		free := freeType(p["freetorrent"], backend.Neutral)
 		hash, ok := infoHash(p["info_hash"])
 		if !ok {
 			break
@@ -60,7 +62,7 @@ func (c *Conn) Update(action, rawQuery string) ([]byte, error) {
 			}
 		})
 	case "update_torrents":
-		free := updateFreeType(p["freetorrent"])
+		free := freeType(p["freetorrent"], backend.Neutral)
 		hashes := hexDecode(p["info_hashes"])
 		c.site.apply(func(s *siteState) {
 			for i := 0; i+20 <= len(hashes); i += 20 {
@@ -204,18 +206,6 @@ func (s *siteState) unwhitelist(prefix string) {
 			return
 		}
 	}
-}
-
-// updateFreeType maps an update's freetorrent as Ocelot does: "0" normal,
-// "1" free, anything else (even nothing) neutral.
-func updateFreeType(v string) backend.FreeType {
-	switch v {
-	case "0":
-		return backend.Normal
-	case "1":
-		return backend.Free
-	}
-	return backend.Neutral
 }
 
 // ocelotParams splits a query string as Ocelot's request parser does:
