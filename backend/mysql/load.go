@@ -344,9 +344,7 @@ func (c *Conn) loadBaselines(ctx context.Context) (int, error) {
 			return nil
 		}
 		c.acc.restore(peerKey{tid: fid, uid: uid, peerID: [20]byte(peerID)}, peerState{
-			up:        uint64(max(up, 0)),
-			down:      uint64(max(down, 0)),
-			corrupt:   uint64(max(corrupt, 0)),
+			counters:  counters{up: uint64(max(up, 0)), down: uint64(max(down, 0)), corrupt: uint64(max(corrupt, 0))},
 			left:      uint64(max(left, 0)),
 			first:     mtime - spent,
 			last:      mtime,

@@ -2,10 +2,7 @@ package mysql
 
 import (
 	"errors"
-	"math"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
@@ -22,213 +19,16 @@ type peerKey struct {
 // peerState is a peer's last announce: the baseline its next one is
 // credited against.
 type peerState struct {
-	up, down, corrupt, left uint64
-	first, last             int64 // unix seconds: session start, last announce
-	announces               uint32
+	counters
+	left        uint64
+	first, last int64 // unix seconds: session start, last announce
+	announces   uint32
 }
 
 // torrentStats are the torrent figures Ocelot keeps in memory.
 type torrentStats struct {
 	balance  int64
 	snatched int64
-}
-
-// Rows queued for the database, aggregated per key: a user's deltas add
-// up, a torrent's and a peer's latest state wins.
-type (
-	userRow struct{ up, down int64 }
-	torRow  struct {
-		seeders, leechers int
-		snatched          int64 // increments
-		balance           int64
-	}
-	tokenKey struct{ uid, tid uint32 }
-	peerRow  struct {
-		active             bool
-		up, down           uint64
-		upspeed, downspeed int64
-		left, corrupt      uint64
-		timespent          int64
-		announced          uint32
-		mtime              int64
-		addr               netip.Addr // formatted at flush time; invalid: ""
-		userAgent          string     // raw; cleaned at flush time
-	}
-	snatchRow struct {
-		uid, tid uint32
-		at       int64
-		addr     netip.Addr
-	}
-)
-
-// batch is a set of queued rows.
-type batch struct {
-	users    map[uint32]userRow
-	torrents map[uint32]torRow
-	tokens   map[tokenKey]int64
-	peers    map[peerKey]peerRow
-	snatches []snatchRow
-}
-
-func newBatch() *batch {
-	return &batch{
-		users:    map[uint32]userRow{},
-		torrents: map[uint32]torRow{},
-		tokens:   map[tokenKey]int64{},
-		peers:    map[peerKey]peerRow{},
-	}
-}
-
-func (b *batch) rows() int {
-	return len(b.users) + len(b.torrents) + len(b.tokens) + len(b.peers) + len(b.snatches)
-}
-
-// absorb merges newer rows into b (b being the older): deltas add up,
-// states are replaced, snatches are appended.
-func (b *batch) absorb(newer *batch) {
-	for k, r := range newer.users {
-		o := b.users[k]
-		b.users[k] = userRow{up: addSat(o.up, r.up), down: addSat(o.down, r.down)}
-	}
-	for k, r := range newer.torrents {
-		r.snatched = addSat(r.snatched, b.torrents[k].snatched)
-		b.torrents[k] = r
-	}
-	for k, d := range newer.tokens {
-		b.tokens[k] = addSat(b.tokens[k], d)
-	}
-	for k, r := range newer.peers {
-		b.peers[k] = r
-	}
-	b.snatches = append(b.snatches, newer.snatches...)
-}
-
-// accumulator turns announces into rows, under one mutex held for a few
-// map operations: never across any I/O.
-type accumulator struct {
-	mu      sync.Mutex
-	closed  bool
-	peers   map[peerKey]*peerState
-	stats   map[uint32]torrentStats
-	pending *batch
-	limit   int
-	dropped *atomic.Uint64
-}
-
-func (a *accumulator) init(limit int, dropped *atomic.Uint64) {
-	a.peers = map[peerKey]*peerState{}
-	a.stats = map[uint32]torrentStats{}
-	a.pending = newBatch()
-	a.limit = limit
-	a.dropped = dropped
-}
-
-func (a *accumulator) close() {
-	a.mu.Lock()
-	a.closed = true
-	a.mu.Unlock()
-}
-
-// take hands the pending rows over to a flush.
-func (a *accumulator) take() *batch {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	b := a.pending
-	a.pending = newBatch()
-	return b
-}
-
-// giveBack queues the rows of a flush that did not happen again, before
-// those queued since.
-func (a *accumulator) giveBack(b *batch) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	b.absorb(a.pending)
-	a.pending = b
-}
-
-func (a *accumulator) depth() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.pending.rows()
-}
-
-// tableDepths are the queue lengths per table, for the stats report.
-func (a *accumulator) tableDepths() (users, torrents, peers, snatches, tokens int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	p := a.pending
-	return len(p.users), len(p.torrents), len(p.peers), len(p.snatches), len(p.tokens)
-}
-
-func (a *accumulator) addStats(loaded map[uint32]torrentStats) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for id, s := range loaded {
-		if _, ok := a.stats[id]; !ok {
-			a.stats[id] = s
-		}
-	}
-}
-
-// evict forgets peers whose last announce is before horizon (unix).
-func (a *accumulator) evict(horizon int64) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := 0
-	for k, p := range a.peers {
-		if p.last < horizon {
-			delete(a.peers, k)
-			n++
-		}
-	}
-	return n
-}
-
-// peerCounts counts the peers that announced since horizon (unix), per
-// user (uid 0: everybody).
-func (a *accumulator) peerCounts(uid uint32, horizon int64) (leeching, seeding int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for k, p := range a.peers {
-		if (uid != 0 && k.uid != uid) || p.last < horizon {
-			continue
-		}
-		if p.left > 0 {
-			leeching++
-		} else {
-			seeding++
-		}
-	}
-	return leeching, seeding
-}
-
-// full reports whether a table holding n rows may take no new key; the
-// row is then dropped and counted.
-func (a *accumulator) full(n int) bool {
-	if n < a.limit {
-		return false
-	}
-	a.dropped.Add(1)
-	return true
-}
-
-// room reports whether table m may take a row for key k: it has one for k
-// already (rows aggregate per key), or it is below the queue limit.
-func room[K comparable, V any](a *accumulator, m map[K]V, k K) bool {
-	if _, ok := m[k]; ok {
-		return true
-	}
-	return !a.full(len(m))
-}
-
-// restore sets a peer's baseline to what was last flushed of it (loaded at
-// start from xbt_files_users), so that its next announce is credited
-// against it.
-func (a *accumulator) restore(k peerKey, p peerState) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.peers[k] = &p
 }
 
 // ErrNoIDs is returned by RecordAnnounce for an announce without a user or
@@ -292,7 +92,7 @@ func (a *accumulator) baseline(key peerKey, ann backend.Announce, terms creditTe
 	}
 	p, known := a.peers[key]
 	if known {
-		in.known, in.prev = true, counters{up: p.up, down: p.down, corrupt: p.corrupt}
+		in.known, in.prev = true, p.counters
 	}
 	return in, p
 }
@@ -311,7 +111,7 @@ func (a *accumulator) advance(key peerKey, p *peerState, ann backend.Announce, o
 	} else if now > p.last {
 		upspeed, downspeed = out.rawUp/(now-p.last), out.rawDown/(now-p.last)
 	}
-	p.up, p.down, p.corrupt = out.baseline.up, out.baseline.down, out.baseline.corrupt
+	p.counters = out.baseline
 	p.announces++
 	p.left, p.last = ann.Left, now
 	if ann.Event == bittorrent.Stopped {
@@ -380,18 +180,6 @@ func (c *Conn) spendToken(hash bittorrent.InfoHash, uid, tid uint32) {
 	if c.comm != nil {
 		c.comm.expire(uid, tid)
 	}
-}
-
-// addSat adds without wrapping around.
-func addSat(a, b int64) int64 {
-	s := a + b
-	switch {
-	case a > 0 && b > 0 && s < 0:
-		return math.MaxInt64
-	case a < 0 && b < 0 && s >= 0:
-		return math.MinInt64
-	}
-	return s
 }
 
 // Snatches is a torrent's snatch count as the site knows it (Snatched at
