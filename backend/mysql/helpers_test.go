@@ -112,6 +112,14 @@ func (s *site) addUser(n int) uint32 {
 	return uint32(id)
 }
 
+// newSiteWithOne is a test database with one user (passkey(1)) and one
+// normal torrent (hash(1)).
+func newSiteWithOne(t testing.TB, schema string) (s *site, uid, tid uint32) {
+	t.Helper()
+	s = newSite(t, schema)
+	return s, s.addUser(1), s.addTorrent(1, "0")
+}
+
 // addTorrent inserts a torrent with FreeTorrent free ("0", "1", "2").
 func (s *site) addTorrent(n int, free string) uint32 {
 	s.t.Helper()

@@ -1,7 +1,9 @@
 package mysql
 
 import (
+	"database/sql"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +287,28 @@ func TestParams(t *testing.T) {
 	}
 	if _, err := backend.Open("mysql", json.RawMessage(`{"schema": "x"}`)); err == nil || !strings.Contains(err.Error(), "dsn") {
 		t.Errorf("backend.Open: %v", err)
+	}
+}
+
+// A row's multipliers: NULL is 1.0, negative or NaN is 0, and 1.0 both
+// ways is no multipliers at all.
+func TestNewMultipliers(t *testing.T) {
+	null := sql.NullFloat64{}
+	v := func(f float64) sql.NullFloat64 { return sql.NullFloat64{Float64: f, Valid: true} }
+	for _, tc := range []struct {
+		up, down sql.NullFloat64
+		want     *multipliers
+	}{
+		{null, null, nil},
+		{v(1), null, nil},
+		{v(2), v(0.5), &multipliers{up: 2, down: 0.5}},
+		{null, v(3), &multipliers{up: 1, down: 3}},
+		{v(-1), null, &multipliers{up: 0, down: 1}},
+		{v(math.NaN()), v(0), &multipliers{up: 0, down: 0}},
+	} {
+		got := newMultipliers(tc.up, tc.down)
+		if (got == nil) != (tc.want == nil) || (got != nil && *got != *tc.want) {
+			t.Errorf("newMultipliers(%v, %v) = %+v, want %+v", tc.up, tc.down, got, tc.want)
+		}
 	}
 }

@@ -37,9 +37,7 @@ func TestMultipliersOff(t *testing.T) {
 			t.Errorf("queries with multipliers off: %+v", q)
 		}
 		for _, columns := range []bool{false, true} {
-			s := newSite(t, schema)
-			uid := s.addUser(1)
-			tid := s.addTorrent(1, "0")
+			s, uid, tid := newSiteWithOne(t, schema)
 			if columns {
 				s.addMultiplierColumns()
 				s.exec("UPDATE users_main SET UpMultiplier = 2, DownMultiplier = 0.5")

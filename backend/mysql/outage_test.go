@@ -104,9 +104,7 @@ func TestUnansweredCommit(t *testing.T) {
 		committed bool
 	}{{"committed", true}, {"rolled back", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSite(t, SchemaLeechStats)
-			uid := s.addUser(1)
-			tid := s.addTorrent(1, "0")
+			s, uid, tid := newSiteWithOne(t, SchemaLeechStats)
 			c := s.open(nil)
 			record(t, c,
 				announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: bittorrent.Started},
@@ -169,9 +167,7 @@ func TestUnansweredCommit(t *testing.T) {
 // A statement failing for a reason that is not the data's (here a lock
 // wait timeout) fails the whole flush; its rows are written by the next.
 func TestFailedFlushIsRetriedWhole(t *testing.T) {
-	s := newSite(t, SchemaLeechStats)
-	uid := s.addUser(1)
-	tid := s.addTorrent(1, "0")
+	s, uid, tid := newSiteWithOne(t, SchemaLeechStats)
 	c := s.open(nil)
 	record(t, c,
 		announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: bittorrent.Started},
@@ -206,9 +202,7 @@ func TestFailedFlushIsRetriedWhole(t *testing.T) {
 
 // Close writes everything queued.
 func TestCloseFlushes(t *testing.T) {
-	s := newSite(t, SchemaClassic)
-	uid := s.addUser(1)
-	tid := s.addTorrent(1, "0")
+	s, uid, tid := newSiteWithOne(t, SchemaClassic)
 	c := s.open(nil) // flush_interval 1h: only Close flushes
 	record(t, c,
 		announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: bittorrent.Started},
@@ -233,9 +227,7 @@ func TestCloseFlushes(t *testing.T) {
 
 // The background flusher writes without being asked.
 func TestBackgroundFlush(t *testing.T) {
-	s := newSite(t, SchemaLeechStats)
-	uid := s.addUser(1)
-	tid := s.addTorrent(1, "0")
+	s, uid, tid := newSiteWithOne(t, SchemaLeechStats)
 	c := s.open(map[string]any{"flush_interval": "20ms"})
 	record(t, c,
 		announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 1, event: bittorrent.Started},
@@ -249,9 +241,7 @@ func TestBackgroundFlush(t *testing.T) {
 // the last one before it, which Ocelot would have lost.
 func TestRestartKeepsCredit(t *testing.T) {
 	bothSchemas(t, func(t *testing.T, schema string) {
-		s := newSite(t, schema)
-		uid := s.addUser(1)
-		tid := s.addTorrent(1, "0")
+		s, uid, tid := newSiteWithOne(t, schema)
 		c := s.open(nil)
 		record(t, c,
 			announce{uid: uid, tid: tid, torrent: 1, peer: 1, left: 100, event: bittorrent.Started},

@@ -107,9 +107,7 @@ func TestCreditEqualsRealTraffic(t *testing.T) {
 // Announces never wait for the database: recording is a few map
 // operations, even with a big queue.
 func TestRecordAnnounceIsCheap(t *testing.T) {
-	s := newSite(t, SchemaLeechStats)
-	uid := s.addUser(1)
-	tid := s.addTorrent(1, "0")
+	s, uid, tid := newSiteWithOne(t, SchemaLeechStats)
 	c := s.open(nil)
 	b := announce{uid: uid, tid: tid, torrent: 1, left: 1}.backend()
 	start := time.Now()
