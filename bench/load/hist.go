@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"math/bits"
 	"time"
 )
@@ -11,7 +12,7 @@ const subBits = 5
 
 // hist counts durations (in nanoseconds) in log-linear buckets: constant
 // memory and constant time per value, however long the run.
-type hist [64 << subBits]uint64
+type hist [(65 - subBits) << subBits]uint64
 
 func bucket(v uint64) int {
 	if v < 1<<subBits {
@@ -59,8 +60,16 @@ func (h *hist) quantile(q float64) time.Duration {
 	for b, n := range h {
 		seen += n
 		if seen >= rank {
-			return time.Duration(lowest(b+1) - 1)
+			return upper(b)
 		}
 	}
-	return time.Duration(lowest(len(h)) - 1)
+	return upper(len(h) - 1)
+}
+
+// upper returns the largest duration that falls in bucket b.
+func upper(b int) time.Duration {
+	if b+1 >= len(hist{}) {
+		return math.MaxInt64
+	}
+	return time.Duration(min(lowest(b+1)-1, math.MaxInt64))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -17,6 +18,14 @@ func TestBucketBounds(t *testing.T) {
 		if got := bucket(next - 1); got != b {
 			t.Fatalf("bucket(%d) = %d, want %d", next-1, got, b)
 		}
+	}
+	if got, want := bucket(math.MaxUint64), len(hist{})-1; got != want {
+		t.Errorf("bucket(MaxUint64) = %d, want the last, %d", got, want)
+	}
+	var h hist
+	h.add(math.MaxInt64)
+	if got := h.quantile(0.5); got != math.MaxInt64 {
+		t.Errorf("quantile of the largest duration = %v", got)
 	}
 }
 
