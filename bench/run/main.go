@@ -26,6 +26,8 @@
 //	UDP [auto]              0: no UDP runs even when the tracker has a UDP frontend
 //	OPENTRACKER [0]         1: also load and time opentracker (Debian's package,
 //	                        which must be installed), and print ratios against it
+//	CEILING [0]             1: also time bench/ceiling, a net/http server that does no
+//	                        tracker work, and print ratios against it
 //
 // Figures from a shared machine vary between runs; compare ratios taken in
 // the same run, not absolute numbers from different ones.
@@ -64,7 +66,7 @@ type settings struct {
 	peers, torrents, rounds, conns int
 	dur                            time.Duration
 	config                         string
-	udp, opentracker               bool
+	udp, opentracker, ceiling      bool
 }
 
 func main() {
@@ -120,12 +122,17 @@ func readSettings() (*settings, error) {
 	default:
 		return nil, fmt.Errorf("UDP=%q: want 0 (off) or auto", v)
 	}
-	switch v := os.Getenv("OPENTRACKER"); v {
-	case "", "0":
-	case "1":
-		s.opentracker = true
-	default:
-		return nil, fmt.Errorf("OPENTRACKER=%q: want 0 or 1", v)
+	for _, e := range []struct {
+		name string
+		v    *bool
+	}{{"OPENTRACKER", &s.opentracker}, {"CEILING", &s.ceiling}} {
+		switch v := os.Getenv(e.name); v {
+		case "", "0":
+		case "1":
+			*e.v = true
+		default:
+			return nil, fmt.Errorf("%s=%q: want 0 or 1", e.name, v)
+		}
 	}
 	return s, nil
 }
@@ -163,9 +170,10 @@ func run(ctx context.Context) error {
 	defer os.RemoveAll(work)
 
 	goCmd := cmp(os.Getenv("GO"), "go")
-	fmt.Println("building bin/chihaya and bench/load ...")
+	fmt.Println("building bin/chihaya, bench/load and bench/ceiling ...")
 	loadBin := filepath.Join(work, "load")
-	for _, b := range [][]string{{"-o", "bin/chihaya", "./cmd/chihaya"}, {"-o", loadBin, "./bench/load"}} {
+	ceilingBin := filepath.Join(work, "ceiling")
+	for _, b := range [][]string{{"-o", "bin/chihaya", "./cmd/chihaya"}, {"-o", loadBin, "./bench/load"}, {"-o", ceilingBin, "./bench/ceiling"}} {
 		cmd := exec.CommandContext(ctx, goCmd, append([]string{"build"}, b...)...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
@@ -198,6 +206,19 @@ func run(ctx context.Context) error {
 			return err
 		}
 		defer ot.stop()
+	}
+
+	var ce *server
+	if s.ceiling {
+		addr, err := freePort("tcp")
+		if err != nil {
+			return err
+		}
+		if ce, err = start(exec.CommandContext(ctx, ceilingBin, "-addr", addr), filepath.Join(work, "ceiling.log"), addr); err != nil {
+			return err
+		}
+		defer ce.stop()
+		ce.httpURL = "http://" + addr + "/announce"
 	}
 
 	fmt.Printf("loading %d peers over %d torrents ...\n", s.peers, s.torrents)
@@ -252,6 +273,11 @@ func run(ctx context.Context) error {
 			&target{name: "opentracker close", args: []string{"-target", ot.httpURL, "-conns", conns, "-close"}},
 			&target{name: "opentracker udp", args: []string{"-target", ot.udpURL}})
 	}
+	if ce != nil {
+		targets = append(targets,
+			&target{name: "ceiling keep-alive", args: []string{"-target", ce.httpURL, "-conns", conns}},
+			&target{name: "ceiling close", args: []string{"-target", ce.httpURL, "-conns", conns, "-close"}})
+	}
 	fmt.Println()
 	fmt.Printf("%-30s %9s %8s %8s %8s %8s %7s %7s\n", "announces", "req/s", "p50 ms", "p90 ms", "p99 ms", "p999 ms", "failed", "errors")
 	for round := 1; round <= s.rounds; round++ {
@@ -300,6 +326,9 @@ func run(ctx context.Context) error {
 			fmt.Fprintf(&sum, " udp/opentracker_udp=%s", ratio(med["tracker udp"].rps, med["opentracker udp"].rps))
 		}
 		fmt.Fprintf(&sum, " bytes_per_peer/opentracker=%s (%d) opentracker_peers=%d opentracker_udp_rps=%.0f", ratio(float64(trBPP), float64(otBPP)), otBPP, otPeers, med["opentracker udp"].rps)
+	}
+	if ce != nil {
+		fmt.Fprintf(&sum, " keepalive/ceiling=%s close/ceiling=%s", ratio(med["tracker keep-alive"].rps, med["ceiling keep-alive"].rps), ratio(med["tracker close"].rps, med["ceiling close"].rps))
 	}
 	fmt.Println()
 	fmt.Println(sum.String())

@@ -54,8 +54,9 @@ func TestReadSettings(t *testing.T) {
 		{map[string]string{"DUR": "2h"}, "DUR"},
 		{map[string]string{"UDP": "yes"}, "UDP"},
 		{map[string]string{"OPENTRACKER": "2"}, "OPENTRACKER"},
+		{map[string]string{"CEILING": "on"}, "CEILING"},
 	} {
-		for _, k := range []string{"PEERS", "TORRENTS", "DUR", "ROUNDS", "CONNS", "UDP", "OPENTRACKER", "CONFIG"} {
+		for _, k := range []string{"PEERS", "TORRENTS", "DUR", "ROUNDS", "CONNS", "UDP", "OPENTRACKER", "CEILING", "CONFIG"} {
 			t.Setenv(k, tc.env[k])
 		}
 		s, err := readSettings()
