@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/chihaya
 
-.PHONY: all build run test test-deps vet fmt-check unit e2e bench clean
+.PHONY: all build run test test-deps vet fmt-check unit e2e bench microbench clean
 
 all: build
 
@@ -37,8 +37,14 @@ unit:
 e2e:
 	bash e2e/run.sh
 
-## bench: the hot-path benchmarks, with allocations
+## bench: the announce benchmark on loopback (bench/README.md): builds and
+## starts the tracker, loads PEERS peers over TORRENTS torrents, times DUR
+## seconds of HTTP (keep-alive, close) and UDP announces ROUNDS times
 bench:
+	$(GO) run ./bench/run
+
+## microbench: the hot path's Go benchmarks, with allocations
+microbench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:

@@ -10,7 +10,8 @@ import (
 	"github.com/chihaya/chihaya/tracker"
 )
 
-// benchQuery is an announce as ../shared/bench/announce.lua sends it.
+// benchQuery is an announce as the benchmark's load generator (bench/load)
+// sends it.
 func benchQuery(peer int) string {
 	return fmt.Sprintf("info_hash=%%8A%%1F%%E3%%05%%9C%%7B%%22%%B1%%D0%%3E%%5A%%60%%11%%F2%%A4%%9C%%0D%%88%%47%%31"+
 		"&peer_id=-BM0001-%012d&port=%d&uploaded=11264&downloaded=197520&left=13345&compact=1&numwant=50", peer, 1024+peer)
