@@ -134,6 +134,19 @@ type Config struct {
 	// in flight.
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
 
+	// RateLimit caps how often one client may announce or scrape, over HTTP
+	// and UDP alike (see RateLimit). Off by default.
+	RateLimit RateLimit `json:"rate_limit"`
+	// MaxConnections caps the public HTTP listener's open connections:
+	// past it the listener stops accepting, and new connections wait in
+	// the kernel's backlog until one closes, rather than being refused.
+	MaxConnections int `json:"max_connections"`
+	// AdminToken, when set, is required by every admin endpoint but
+	// /check, as "Authorization: Bearer <AdminToken>". Ocelot's
+	// secret-in-path routes (/<tracker_secret>/update, /<report_secret>/report)
+	// carry their own secret and need no token. Empty: no token asked.
+	AdminToken string `json:"admin_token"`
+
 	// GCPercent is the garbage collector's target (GOGC), applied at start
 	// unless the GOGC environment variable is set. Nearly all of a
 	// tracker's memory is peer records without pointers, which the collector
@@ -169,6 +182,7 @@ func Default() *Config {
 		IdleTimeout:           Duration{60 * time.Second},
 		MaxHeaderBytes:        8 << 10,
 		ShutdownTimeout:       Duration{10 * time.Second},
+		MaxConnections:        16384,
 		GCPercent:             25,
 		DebugPprof:            false,
 	}
@@ -308,6 +322,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: http_max_header_bytes: must be at least 1024, got %d", c.MaxHeaderBytes)
 	case c.GCPercent < 5:
 		return fmt.Errorf("config: gc_percent: want at least 5 (GOGC), got %d", c.GCPercent)
+	case c.MaxConnections < 1:
+		return fmt.Errorf("config: max_connections: must be at least 1, got %d", c.MaxConnections)
 	case c.UDPSecret != "" && len(c.UDPSecret) < MinUDPSecretLen:
 		return fmt.Errorf("config: udp_secret: want at least %d characters (or none, for a random key), got %d", MinUDPSecretLen, len(c.UDPSecret))
 	}
@@ -316,7 +332,46 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: udp_addr: %q: want host:port or :port (\"\" turns UDP off)", c.UDPAddr)
 		}
 	}
+	if err := c.RateLimit.validate(); err != nil {
+		return err
+	}
 	return c.validateDeployment()
+}
+
+// RateLimit is a token bucket per client address: Burst requests at once,
+// refilled at RequestsPerSecond. An IPv6 client's bucket is its /64
+// network's, and behind trusted_proxies the client is the address the
+// proxy names. A request over the limit is refused (over HTTP a failure
+// reason with BEP 31's "retry in") and changes no swarm. Both zero, the
+// default, turns it off.
+type RateLimit struct {
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	Burst             int     `json:"burst"`
+}
+
+// On reports whether the limit applies.
+func (r RateLimit) On() bool { return r.RequestsPerSecond > 0 && r.Burst > 0 }
+
+// The bounds of rate_limit's values: at least one request a day, and a
+// burst whose refill time (Burst / RequestsPerSecond) fits the limiter's
+// nanosecond clock many times over.
+const (
+	MinRequestsPerSecond = 1.0 / 86400
+	MaxRequestsPerSecond = 1e6
+	MaxBurst             = 10000
+)
+
+func (r RateLimit) validate() error {
+	switch {
+	case r.RequestsPerSecond == 0 && r.Burst == 0:
+		return nil
+	case r.RequestsPerSecond < MinRequestsPerSecond || r.RequestsPerSecond > MaxRequestsPerSecond:
+		return fmt.Errorf("config: rate_limit.requests_per_second: want %g (one a day) to %g, or 0 with burst 0 for no limit, got %g",
+			MinRequestsPerSecond, MaxRequestsPerSecond, r.RequestsPerSecond)
+	case r.Burst < 1 || r.Burst > MaxBurst:
+		return fmt.Errorf("config: rate_limit.burst: want 1 to %d with requests_per_second set, got %d", MaxBurst, r.Burst)
+	}
+	return nil
 }
 
 // MinUDPSecretLen is the shortest udp_secret accepted: 32 characters of a
@@ -370,6 +425,8 @@ var reloadable = map[string]bool{
 	"trusted_proxies":         true,
 	"real_ip_header":          true,
 	"shutdown_timeout":        true,
+	"rate_limit":              true, // the limiter reads it per request
+	"admin_token":             true, // the admin listener reads it per request
 	// The UDP frontend accepts the previous secret's IDs for one lifetime
 	// of an ID after a reload, so changing it refuses no client.
 	"udp_secret": true,

@@ -243,3 +243,41 @@ func TestUDPKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestAbuseKeys(t *testing.T) {
+	d := Default()
+	if d.RateLimit.On() || d.RateLimit != (RateLimit{}) || d.MaxConnections != 16384 || d.AdminToken != "" {
+		t.Errorf("defaults: rate_limit %+v, max_connections %d, admin_token %q", d.RateLimit, d.MaxConnections, d.AdminToken)
+	}
+	cfg, err := Decode(strings.NewReader(`{"rate_limit": {"requests_per_second": 0.5, "burst": 20}, "max_connections": 100, "admin_token": "s3cret"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.RateLimit.On() || cfg.RateLimit.RequestsPerSecond != 0.5 || cfg.RateLimit.Burst != 20 || cfg.MaxConnections != 100 || cfg.AdminToken != "s3cret" {
+		t.Errorf("decoded rate_limit %+v, max_connections %d, admin_token %q", cfg.RateLimit, cfg.MaxConnections, cfg.AdminToken)
+	}
+	for _, tc := range []struct{ json, want string }{
+		{`{"rate_limit": {"requests_per_second": 1}}`, `rate_limit.burst: want 1 to 10000 with requests_per_second set, got 0`},
+		{`{"rate_limit": {"burst": 5}}`, `rate_limit.requests_per_second: want `},
+		{`{"rate_limit": {"requests_per_second": -1, "burst": 5}}`, `rate_limit.requests_per_second: `},
+		{`{"rate_limit": {"requests_per_second": 0.00001, "burst": 5}}`, `rate_limit.requests_per_second: `},
+		{`{"rate_limit": {"requests_per_second": 2e6, "burst": 5}}`, `rate_limit.requests_per_second: `},
+		{`{"rate_limit": {"requests_per_second": 1, "burst": 10001}}`, `rate_limit.burst: `},
+		{`{"rate_limit": {"requests_per_second": 1, "burst": -1}}`, `rate_limit.burst: `},
+		{`{"rate_limit": {"rps": 1}}`, `unknown key "rate_limit"`},
+		{`{"rate_limit": 5}`, `rate_limit`},
+		{`{"max_connections": 0}`, `max_connections: must be at least 1, got 0`},
+		{`{"max_connections": "many"}`, `max_connections`},
+		{`{"admin_token": 1}`, `admin_token`},
+	} {
+		_, err := Decode(strings.NewReader(tc.json))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.json, err, tc.want)
+		}
+	}
+	for key, want := range map[string]bool{"rate_limit": true, "admin_token": true, "max_connections": false} {
+		if Reloadable(key) != want {
+			t.Errorf("Reloadable(%q) = %v, want %v", key, !want, want)
+		}
+	}
+}
