@@ -59,7 +59,7 @@ type set struct {
 // (per /64 network for IPv6, where one subscriber holds a whole /64). Its
 // methods are safe for concurrent use.
 type Limiter struct {
-	seed  maphash.Seed
+	seed maphash.Seed
 	// epoch is the clock's zero, a day before New, so that a time a
 	// caller took shortly before New is still positive: a TAT of 0 means
 	// "never".
