@@ -34,8 +34,9 @@ unit:
 
 ## e2e: real BitTorrent clients (aria2, transmission-cli) share a file
 ## through the tracker on loopback; installs missing tools with apt-get
+## (the suite builds ./cmd/chihaya itself, so it always tests this tree)
 e2e:
-	bash e2e/run.sh
+	$(GO) test -tags e2e -count=1 -v -timeout 10m ./e2e/...
 
 ## bench: the announce benchmark on loopback (bench/README.md): builds and
 ## starts the tracker, loads PEERS peers over TORRENTS torrents, times DUR

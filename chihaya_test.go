@@ -1,8 +1,7 @@
-package chihaya_test
+package chihaya
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,64 +9,16 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/anacrolix/torrent/bencode"
 	httpTracker "github.com/anacrolix/torrent/tracker/http"
 	"github.com/anacrolix/torrent/tracker/shared"
 	"github.com/anacrolix/torrent/types/infohash"
-	"github.com/chihaya/chihaya"
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/tracker"
 )
-
-// start runs the daemon in-process on loopback ports and stops it when the
-// test ends, checking that it shut down cleanly.
-func start(t *testing.T, mutate func(*config.Config)) (public, admin string) {
-	t.Helper()
-	cfg := config.Default()
-	cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	if mutate != nil {
-		mutate(cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan [2]string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- chihaya.Run(ctx, cfg, func(p, a net.Addr) {
-			addrs := [2]string{p.String()}
-			if a != nil {
-				addrs[1] = a.String()
-			}
-			ready <- addrs
-		})
-	}()
-	select {
-	case addrs := <-ready:
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run returned %v after shutdown", err)
-			}
-		})
-		return addrs[0], addrs[1]
-	case err := <-done:
-		cancel()
-		t.Fatalf("Run: %v", err)
-	}
-	return "", ""
-}
 
 func TestAnacrolixClient(t *testing.T) {
 	addr, _ := start(t, nil)
@@ -123,14 +74,7 @@ func TestAnacrolixClient(t *testing.T) {
 // and that each is seen with its own family. Only loopback addresses are
 // ever dialled.
 func TestDualStackListener(t *testing.T) {
-	if l, err := net.Listen("tcp", "[::1]:0"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI must have an IPv6 loopback: %v", err)
-		}
-		t.Skipf("this machine has no IPv6 loopback: %v", err)
-	} else {
-		l.Close()
-	}
+	needIPv6Loopback(t)
 	addr, _ := start(t, func(c *config.Config) { c.Addr = ":0" })
 	_, port, _ := net.SplitHostPort(addr)
 	get := func(host, id string) map[string]any {
@@ -149,34 +93,6 @@ func TestDualStackListener(t *testing.T) {
 		t.Errorf("IPv4 client's peers6 %q, want ::1 port 7000", m["peers6"])
 	}
 }
-
-func rawGet(t *testing.T, addr, request string) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, request)
-	b, _ := io.ReadAll(c)
-	return string(b)
-}
-
-func decodeBody(t *testing.T, resp string) map[string]any {
-	t.Helper()
-	_, body, ok := strings.Cut(resp, "\r\n\r\n")
-	if !ok || !strings.HasPrefix(resp, "HTTP/1.") || !strings.Contains(resp, " 200 OK\r\n") {
-		t.Fatalf("response %q", resp)
-	}
-	var m map[string]any
-	if err := bencode.Unmarshal([]byte(body), &m); err != nil {
-		t.Fatalf("body %q: %v", body, err)
-	}
-	return m
-}
-
-const announceTarget = "/announce?info_hash=aaaaaaaaaaaaaaaaaaaa&peer_id=-CD0303-aaaaaaaaaaaa&port=6882&uploaded=0&downloaded=0&left=5"
 
 func TestHTTPConnections(t *testing.T) {
 	addr, _ := start(t, func(c *config.Config) {
@@ -307,10 +223,10 @@ func TestRunRefusesUnknownDrivers(t *testing.T) {
 			c.Private, c.TrackerSecret, c.AdminAddr = true, strings.Repeat("s", 32), "127.0.0.1:0"
 		}, `backend.driver: "noop" cannot serve a private tracker`},
 	} {
-		cfg := config.Default()
-		cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", ""
+		cfg := loopbackConfig()
+		cfg.AdminAddr = ""
 		tc.mutate(cfg)
-		err := chihaya.Run(context.Background(), cfg, nil)
+		err := Run(context.Background(), cfg, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("error %v, want %q", err, tc.want)
 		}
@@ -320,74 +236,21 @@ func TestRunRefusesUnknownDrivers(t *testing.T) {
 	}
 }
 
-// TestBinarySignals builds the command and checks SIGTERM and SIGINT each
-// end it cleanly, and that a bad config stops it with the key named.
-func TestBinarySignals(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "chihaya")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/chihaya").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "config.json")
-	os.WriteFile(cfgPath, []byte(`{"addr": "127.0.0.1:0", "admin_addr": "127.0.0.1:0"}`), 0o644)
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		cmd := exec.Command(bin, "-config", cfgPath)
-		var stderr lockedBuffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		serving := regexp.MustCompile(`serving announces on (127\.0\.0\.1:\d+)`)
-		deadline := time.Now().Add(10 * time.Second)
-		var addr string
-		for addr == "" && time.Now().Before(deadline) {
-			if m := serving.FindStringSubmatch(stderr.String()); m != nil {
-				addr = m[1]
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if addr == "" {
-			cmd.Process.Kill()
-			t.Fatalf("never served: %s", stderr.String())
-		}
-		decodeBody(t, rawGet(t, addr, "GET "+announceTarget+" HTTP/1.0\r\n\r\n"))
-		cmd.Process.Signal(sig)
-		errc := make(chan error, 1)
-		go func() { errc <- cmd.Wait() }()
-		select {
-		case err := <-errc:
-			if err != nil || !strings.Contains(stderr.String(), "shut down cleanly") {
-				t.Errorf("%v: exit %v, log:\n%s", sig, err, stderr.String())
-			}
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			t.Fatalf("%v: still running after 10s", sig)
+func TestGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		percent int
+		live    uint64
+		want    int
+	}{
+		{25, 0, 25},          // nothing measured yet
+		{25, 50 << 20, 25},   // a large heap: 25% is 12.5 MiB, above the floor
+		{25, 2 << 20, 200},   // a small one: 4 MiB of headroom, not 0.5
+		{25, 16 << 10, 1000}, // an empty one: capped
+		{100, 2 << 20, 200},  // the floor applies at any percentage
+		{300, 2 << 20, 300},  // and never lowers it
+	} {
+		if got := gcPercent(tc.percent, tc.live); got != tc.want {
+			t.Errorf("gcPercent(%d, %d) = %d, want %d", tc.percent, tc.live, got, tc.want)
 		}
 	}
-
-	os.WriteFile(cfgPath, []byte(`{"announce": "half an hour"}`), 0o644)
-	out, err := exec.Command(bin, "-config", cfgPath).CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !bytes.Contains(out, []byte("announce:")) {
-		t.Errorf("bad config: %v, output %s", err, out)
-	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for exec.Cmd's writer goroutine and
-// the test reading it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

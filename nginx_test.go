@@ -1,4 +1,4 @@
-package chihaya_test
+package chihaya
 
 import (
 	"fmt"
@@ -11,71 +11,29 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chihaya/chihaya/config"
 )
 
-// nginxBinary finds nginx. Missing, it fails the test under CI and skips it
-// elsewhere.
-func nginxBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-		return "/usr/sbin/nginx"
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("nginx is not installed: CI must run this test (Debian package nginx; `make test` installs it as root)")
-	}
-	t.Skip("nginx is not installed: install the Debian package nginx to run this test")
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// hasIPv6Loopback reports whether ::1 can be listened on.
-func hasIPv6Loopback() bool {
-	l, err := net.Listen("tcp", "[::1]:0")
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
-
 // startNginx runs nginx on dist/nginx/chihaya.conf, with only its
-// addresses replaced: the upstream is tracker, and it listens on
-// 127.0.0.1 (and ::1 when ipv6) at a free port, returned. Everything nginx
-// writes stays in a temporary directory; it is stopped when the test ends.
-func startNginx(t *testing.T, tracker string, ipv6 bool) int {
+// addresses replaced: the upstream is tracker, and it listens on 127.0.0.1
+// and ::1 at a free port, returned. Everything nginx writes stays in a
+// temporary directory; it is stopped when the test ends.
+func startNginx(t *testing.T, tracker string) int {
 	t.Helper()
-	bin := nginxBinary(t)
+	bin := needProgram(t, "nginx", "nginx")
 	shipped, err := os.ReadFile("dist/nginx/chihaya.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)
 	conf := string(shipped)
-	ipv6Listen := ""
-	if ipv6 {
-		ipv6Listen = fmt.Sprintf("listen [::1]:%d;", port)
-	}
 	for _, r := range [][2]string{
 		{"server 127.0.0.1:6881;", "server " + tracker + ";"},
 		{"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port)},
-		{"listen [::]:80;", ipv6Listen},
+		{"listen [::]:80;", fmt.Sprintf("listen [::1]:%d;", port)},
 	} {
 		if strings.Count(conf, r[0]) != 1 {
 			t.Fatalf("dist/nginx/chihaya.conf no longer has %q once: update this test with it", r[0])
@@ -113,46 +71,15 @@ http {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-p", dir+"/", "-c", mainPath, "-e", filepath.Join(dir, "error.log"))
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	errorLog := func() string {
-		b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		return out.String() + string(b)
-	}
+	p := startProcess(t, cmd)
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGQUIT) // graceful stop
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
 		if t.Failed() {
-			t.Logf("nginx's log:\n%s", errorLog())
+			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx's error log:\n%s", b)
 		}
 	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return port
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("nginx exited: %v\n%s", err, errorLog())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx not listening on %s after 10s:\n%s", addr, errorLog())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPort(t, fmt.Sprintf("127.0.0.1:%d", port), p)
+	return port
 }
 
 // getFrom sends request to addr from the local address from (a loopback
@@ -199,11 +126,8 @@ func compactPeers(t *testing.T, s any, size int) []string {
 // no client can choose its address with a forged header, through nginx or
 // straight to the tracker.
 func TestBehindNginx(t *testing.T) {
-	nginxBinary(t)
-	ipv6 := hasIPv6Loopback()
-	if !ipv6 && os.Getenv("CI") == "true" {
-		t.Fatal("CI must have an IPv6 loopback")
-	}
+	needProgram(t, "nginx", "nginx")
+	needIPv6Loopback(t)
 	for _, header := range []string{config.XForwardedFor, config.XRealIP} {
 		t.Run(header, func(t *testing.T) {
 			tracker, _ := start(t, func(c *config.Config) {
@@ -211,7 +135,7 @@ func TestBehindNginx(t *testing.T) {
 				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 				c.RealIPHeader = header
 			})
-			port := startNginx(t, tracker, ipv6)
+			port := startNginx(t, tracker)
 			nginx := fmt.Sprintf("127.0.0.1:%d", port)
 			forged := []string{"X-Forwarded-For: 10.9.9.9, 127.0.0.1", "X-Real-IP: 10.9.9.9"}
 
@@ -223,11 +147,8 @@ func TestBehindNginx(t *testing.T) {
 			// Straight to the tracker from an address that is no proxy:
 			// the headers are ignored.
 			decodeBody(t, getFrom(t, "127.0.0.4", tracker, announceRequest(4, 7004, 0, forged...)))
-			var want6 []string
-			if ipv6 {
-				decodeBody(t, getFrom(t, "::1", fmt.Sprintf("[::1]:%d", port), announceRequest(6, 7006, 0, forged...)))
-				want6 = []string{"[::1]:7006"}
-			}
+			decodeBody(t, getFrom(t, "::1", fmt.Sprintf("[::1]:%d", port), announceRequest(6, 7006, 0, forged...)))
+			want6 := []string{"[::1]:7006"}
 
 			// A leecher gets every seeder, each by its own address.
 			m := decodeBody(t, getFrom(t, "127.0.0.5", nginx, announceRequest(5, 7005, 100, forged[0])))

@@ -1,4 +1,4 @@
-package chihaya_test
+package chihaya
 
 import (
 	"context"
@@ -12,102 +12,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chihaya/chihaya"
-	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/internal/systemd"
 )
-
-// buildDaemon builds the command into a temporary directory.
-func buildDaemon(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "chihaya")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/chihaya").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// notifySocket plays systemd's notification socket: it sets NOTIFY_SOCKET
-// for the test (and the processes it starts) and returns the socket.
-func notifySocket(t *testing.T) *net.UnixConn {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	t.Setenv("NOTIFY_SOCKET", path)
-	return c
-}
-
-// expectNotify reads the next notification and checks it starts with want.
-func expectNotify(t *testing.T, c *net.UnixConn, want string) string {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	buf := make([]byte, 4096)
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatalf("waiting for %q: %v", want, err)
-	}
-	if got := string(buf[:n]); !strings.HasPrefix(got, want) {
-		t.Fatalf("notification %q, want %q", got, want)
-	}
-	return string(buf[:n])
-}
-
-// daemonEnv is the test's environment without systemd's variables, plus
-// extra.
-func daemonEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LISTEN_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, extra...)
-}
-
-// waitLog waits until the log has n matches of substr.
-func waitLog(t *testing.T, log *lockedBuffer, substr string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(log.String(), substr) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q (x%d) in the log after 10s:\n%s", substr, n, log.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// stopDaemon sends sig and checks the daemon exits cleanly.
-func stopDaemon(t *testing.T, cmd *exec.Cmd, log *lockedBuffer, sig os.Signal) {
-	t.Helper()
-	cmd.Process.Signal(sig)
-	errc := make(chan error, 1)
-	go func() { errc <- cmd.Wait() }()
-	select {
-	case err := <-errc:
-		if err != nil || !strings.Contains(log.String(), "shut down cleanly") {
-			t.Errorf("%v: exit %v, log:\n%s", sig, err, log.String())
-		}
-	case <-time.After(15 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("%v: still running after 15s; log:\n%s", sig, log.String())
-	}
-}
 
 // TestNotifyReadyAndStopping runs the daemon in-process as a Type=notify
 // service: READY=1 once both listeners accept, STOPPING=1 at shutdown.
 func TestNotifyReadyAndStopping(t *testing.T) {
 	sock := notifySocket(t)
-	cfg := config.Default()
-	cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg := loopbackConfig()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	listening := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- chihaya.Run(ctx, cfg, func(p, _ net.Addr) { listening <- p }) }()
+	go func() { done <- Run(ctx, cfg, func(p, _ net.Addr) { listening <- p }) }()
 	ready := expectNotify(t, sock, "READY=1")
 	addr := <-listening
 	if !strings.Contains(ready, "STATUS=serving announces on "+addr.String()) {
@@ -146,7 +63,6 @@ func passedSocket(t *testing.T) (*os.File, string) {
 // while no daemon runs, or while the next one starts, are queued by the
 // kernel and served by the next daemon.
 func TestSocketActivation(t *testing.T) {
-	bin := buildDaemon(t)
 	sock := notifySocket(t)
 	pubFile, pubAddr := passedSocket(t)
 	admFile, admAddr := passedSocket(t)
@@ -155,23 +71,17 @@ func TestSocketActivation(t *testing.T) {
 	// sockets are used.
 	os.WriteFile(cfgPath, []byte(`{"addr": "192.0.2.1:6881", "admin_addr": "192.0.2.1:6880"}`), 0o644)
 
-	startDaemon := func() (*exec.Cmd, *lockedBuffer) {
+	activated := func() *process {
 		t.Helper()
 		// systemd sets LISTEN_PID to the service's pid after forking; a
 		// shell that execs the daemon has the daemon's pid.
-		cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin, "-config", cfgPath)
+		cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, daemonBinary(t), "-config", cfgPath)
 		cmd.ExtraFiles = []*os.File{pubFile, admFile} // descriptors 3 and 4
 		cmd.Env = daemonEnv("LISTEN_FDS=2", "LISTEN_FDNAMES=public:admin")
-		log := &lockedBuffer{}
-		cmd.Stderr = log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill() })
-		return cmd, log
+		return startProcess(t, cmd)
 	}
 
-	first, log := startDaemon()
+	first := activated()
 	expectNotify(t, sock, "READY=1")
 	m := decodeBody(t, rawGet(t, pubAddr, "GET "+announceTarget+" HTTP/1.0\r\n\r\n"))
 	if m["incomplete"] != int64(1) {
@@ -180,10 +90,10 @@ func TestSocketActivation(t *testing.T) {
 	if resp := rawGet(t, admAddr, "GET /check HTTP/1.0\r\n\r\n"); !strings.HasSuffix(resp, "STILL-ALIVE") {
 		t.Errorf("/check on the passed admin socket: %q", resp)
 	}
-	if !strings.Contains(log.String(), "addr: serving on the socket systemd passed ("+pubAddr+")") {
-		t.Errorf("log does not say the passed socket is used:\n%s", log.String())
+	if !strings.Contains(first.log.String(), "addr: serving on the socket systemd passed ("+pubAddr+")") {
+		t.Errorf("log does not say the passed socket is used:\n%s", first.log.String())
 	}
-	stopDaemon(t, first, log, syscall.SIGTERM)
+	first.shutdown(t, syscall.SIGTERM)
 	expectNotify(t, sock, "STOPPING=1")
 
 	// No daemon runs: the connection is queued, and so is its request.
@@ -200,8 +110,8 @@ func TestSocketActivation(t *testing.T) {
 	var queued []net.Conn
 	for i := range 2 {
 		if i == 1 {
-			second, log2 := startDaemon() // the second one is made while it starts
-			defer stopDaemon(t, second, log2, syscall.SIGTERM)
+			second := activated() // the second one is made while it starts
+			defer second.shutdown(t, syscall.SIGTERM)
 		}
 		c := dial()
 		fmt.Fprintf(c, "GET /announce?info_hash=aaaaaaaaaaaaaaaaaaaa&peer_id=-TT0001-00000000000%d&port=700%d&uploaded=0&downloaded=0&left=0 HTTP/1.0\r\n\r\n", i, i)
@@ -222,20 +132,6 @@ func TestSocketActivation(t *testing.T) {
 		}
 	}
 	expectNotify(t, sock, "READY=1")
-}
-
-// systemdTool finds one of systemd's programs. Missing, it fails the test
-// under CI and skips it elsewhere.
-func systemdTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed: CI must run this test (Debian package systemd; `make test` installs it as root)", name)
-	}
-	t.Skipf("%s is not installed: install the Debian package systemd to run this test", name)
-	return ""
 }
 
 // unitFile reads a systemd unit into "Section.Key" → values.
@@ -307,8 +203,8 @@ func TestSystemdUnits(t *testing.T) {
 
 	// systemd's own check, with ExecStart pointing at a built binary (it
 	// wants the program to exist).
-	analyze := systemdTool(t, "systemd-analyze")
-	bin := buildDaemon(t)
+	analyze := needProgram(t, "systemd-analyze", "systemd")
+	bin := daemonBinary(t)
 	dir := t.TempDir()
 	for _, f := range []string{"chihaya.service", "chihaya.socket", "chihaya-admin.socket"} {
 		b, err := os.ReadFile("dist/systemd/" + f)
@@ -336,21 +232,15 @@ func TestSystemdUnits(t *testing.T) {
 // (systemd-socket-activate) start the binary on two named sockets, as the
 // shipped units do: the first connection starts it, and it serves both.
 func TestSystemdSocketActivate(t *testing.T) {
-	activate := systemdTool(t, "systemd-socket-activate")
-	bin := buildDaemon(t)
+	activate := needProgram(t, "systemd-socket-activate", "systemd")
 	sock := notifySocket(t)
 	cfgPath := filepath.Join(t.TempDir(), "config.json")
 	os.WriteFile(cfgPath, []byte(`{"addr": "192.0.2.1:6881", "admin_addr": "192.0.2.1:6880"}`), 0o644)
 	pub, adm := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(activate, "-l", pub, "-l", adm, "--fdname=public:admin", "-E", "NOTIFY_SOCKET", bin, "-config", cfgPath)
+	cmd := exec.Command(activate, "-l", pub, "-l", adm, "--fdname=public:admin", "-E", "NOTIFY_SOCKET", daemonBinary(t), "-config", cfgPath)
 	cmd.Env = daemonEnv()
-	log := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	waitLog(t, log, "Listening on "+adm, 1)
+	p := startProcess(t, cmd)
+	p.waitLog(t, "Listening on "+adm, 1)
 	// The first connection starts the daemon, which answers it.
 	m := decodeBody(t, rawGet(t, pub, "GET "+announceTarget+" HTTP/1.0\r\n\r\n"))
 	if m["incomplete"] != int64(1) {
@@ -360,6 +250,6 @@ func TestSystemdSocketActivate(t *testing.T) {
 	if resp := rawGet(t, adm, "GET /check HTTP/1.0\r\n\r\n"); !strings.HasSuffix(resp, "STILL-ALIVE") {
 		t.Errorf("/check on the admin socket: %q", resp)
 	}
-	stopDaemon(t, cmd, log, syscall.SIGTERM)
+	p.shutdown(t, syscall.SIGTERM)
 	expectNotify(t, sock, "STOPPING=1")
 }
