@@ -11,12 +11,15 @@ needs=(
   "mariadbd mariadb-server"
   "nginx nginx"
   "systemd-socket-activate systemd"
+  "prometheus prometheus"
+  "promtool prometheus"
 )
 
 missing=()
 for need in "${needs[@]}"; do
   read -r cmd pkg <<<"$need"
-  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] && continue
+  [[ " ${missing[*]} " == *" $pkg "* ]] || missing+=("$pkg") # once, for two programs of one package
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
