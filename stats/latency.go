@@ -50,9 +50,9 @@ func fineBounds(i int) (lo, hi uint64) {
 	return m << shift, (m + 1) << shift
 }
 
-// LatencyBuckets are the upper bounds of the response-time histogram that
-// /metrics exposes ("le" of chihaya_request_duration_seconds). Every bound
-// is at least twice the previous one.
+// latencyBuckets are the upper bounds of the coarse buckets. Every bound
+// is at least twice the previous one, so that no fine bucket spans more
+// than two coarse ones (see coarseOfFine).
 var latencyBuckets = [...]time.Duration{
 	25 * time.Microsecond, 50 * time.Microsecond, 100 * time.Microsecond,
 	250 * time.Microsecond, 500 * time.Microsecond,
@@ -65,8 +65,9 @@ var latencyBuckets = [...]time.Duration{
 // NumLatencyBuckets is the number of finite latency buckets.
 const NumLatencyBuckets = len(latencyBuckets)
 
-// LatencyBuckets returns the upper bounds of the latency histogram's
-// buckets, ascending; Histogram.Buckets follows the same order.
+// LatencyBuckets returns the upper bounds of the response-time histogram
+// that /metrics exposes ("le" of chihaya_request_duration_seconds),
+// ascending; Histogram.Buckets follows the same order.
 func LatencyBuckets() []time.Duration { return append([]time.Duration(nil), latencyBuckets[:]...) }
 
 // coarseBound[i] is latencyBuckets[i] in nanoseconds, then a +Inf bound.
