@@ -26,7 +26,7 @@ type Options struct {
 	// Params is the driver's section of the configuration
 	// ("tracker.params"), raw, for the driver to decode.
 	Params json.RawMessage
-	// Private is set for a private tracker. Announces then carry a UserID,
+	// Private is set for a private tracker. Updates then carry a UserID,
 	// and the store must never hand a peer the peers of its own user.
 	Private bool
 	Peering
@@ -58,7 +58,8 @@ type Pool interface {
 	// Get returns a connection; the caller closes it when the request is done.
 	// Get is on every request's path: it should not allocate.
 	Get() (Conn, error)
-	// Close releases the store. No Conn may be used afterwards.
+	// Close releases the store and everything it holds, as sql.DB's Close
+	// does. No Conn may be used afterwards.
 	Close() error
 }
 
@@ -66,18 +67,21 @@ type Pool interface {
 // on the store, so that a remote store needs one round trip per request and
 // no two announces of a swarm see each other half done.
 type Conn interface {
-	// Announce applies a to its swarm and fills resp's Counts, Change and
-	// Peers.
+	// Announce applies a to its swarm as u says, and fills resp's Counts,
+	// Change and Peers. a is the client's request and is not changed.
 	//
-	// For Stopped the peer is removed (nothing happens for an unknown peer)
-	// and no peers are returned. Otherwise the peer is added or refreshed as
-	// a seeder (a.Left == 0) or a leecher, a Completed event counts one
-	// download the first time a peer sends it, and up to want peers other
-	// than the announcer are appended to resp's Peers4/Peers6 (and their ids
-	// to IDs4/IDs6 if a.PeerIDs), which the caller has reset: leechers only
+	// The event applied is u.Event, not a.Event. For Stopped the peer is
+	// removed (nothing happens for an unknown peer) and no peers are
+	// returned; if that was the swarm's last peer and u.PurgeEmpty is set,
+	// the swarm goes too (Change has SwarmRemoved, and the counts are the
+	// swarm's last). Otherwise the peer is added or refreshed as a seeder
+	// (a.Left == 0) or a leecher, a Completed event counts one download the
+	// first time a peer sends it, and up to u.Want peers other than the
+	// announcer are appended to resp's Peers4/Peers6 (and their ids to
+	// IDs4/IDs6 if a.PeerIDs), which the caller has reset: leechers only
 	// for a seeder, peers of the announcer's address family first. The
 	// counts include the announcer.
-	Announce(ctx context.Context, a *Announce, want int, resp *AnnounceResponse) error
+	Announce(ctx context.Context, a *Announce, u Update, resp *AnnounceResponse) error
 
 	// Scrape appends the figures of each hash to out, in order; a hash
 	// the store does not know gets zero counts.

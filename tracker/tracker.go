@@ -81,8 +81,9 @@ func (t *Tracker) Reload(cfg *config.Config) { t.cfg.Store(cfg) }
 // metrics).
 func (t *Tracker) Backend() backend.Conn { return t.backend }
 
-// Announce handles one announce. resp's buffers are reused: their contents
-// are replaced. A ClientError leaves the store unchanged.
+// Announce handles one announce. a is not changed. resp's buffers are
+// reused: their contents are replaced. A ClientError leaves the store
+// unchanged.
 func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceResponse) error {
 	if !a.Addr.IsValid() || a.Addr.Is4In6() {
 		return ErrNoAddress
@@ -91,16 +92,11 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 		return bittorrent.ClientError("invalid port")
 	}
 	cfg := t.cfg.Load()
-	want := a.NumWant
-	if want < 0 {
-		want = cfg.DefaultNumWant
+	u := Update{Event: a.Event, Want: a.NumWant, PurgeEmpty: cfg.PurgeInactiveTorrents}
+	if u.Want < 0 {
+		u.Want = cfg.DefaultNumWant
 	}
-	if want > cfg.MaxNumWant {
-		want = cfg.MaxNumWant
-	}
-	if a.Event == bittorrent.Stopped {
-		want = 0
-	}
+	u.Want = min(u.Want, cfg.MaxNumWant)
 
 	var torrentID uint32
 	forbidden := false
@@ -109,26 +105,26 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 		if err != nil {
 			return err
 		}
-		a.UserID, torrentID = user.ID, tor.ID
+		u.UserID, torrentID = user.ID, tor.ID
 		// Like Ocelot, a user who may not leech still has the traffic of
 		// the announce credited, but is kept out of the swarm.
 		forbidden = !user.CanLeech && !a.Seeder()
+		if forbidden {
+			u.Event = bittorrent.Stopped // out of the swarm, if it was in
+		}
 	}
-
-	event := a.Event
-	if forbidden {
-		a.Event, want = bittorrent.Stopped, 0 // out of the swarm, if it was in
+	if u.Event == bittorrent.Stopped {
+		u.Want = 0
 	}
 	conn, err := t.pool.Get()
 	if err != nil {
 		return err
 	}
 	resp.Reset()
-	err = conn.Announce(ctx, a, want, resp)
+	err = conn.Announce(ctx, a, u, resp)
 	if cerr := conn.Close(); err == nil {
 		err = cerr
 	}
-	a.Event = event
 	if err != nil {
 		return err
 	}
@@ -143,7 +139,7 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 	}
 
 	t.stats.RecordPeer(resp.Change, a.Addr.Is6())
-	t.record(a, resp, torrentID)
+	t.record(a, resp, u.UserID, torrentID)
 	if forbidden {
 		return ErrLeechingForbidden
 	}
@@ -203,7 +199,7 @@ func (t *Tracker) authorize(a *Announce) (backend.User, backend.Torrent, error) 
 var errNoSite = errors.New("private tracker without a site backend")
 
 // record hands the announce to the backend.
-func (t *Tracker) record(a *Announce, resp *AnnounceResponse, torrentID uint32) {
+func (t *Tracker) record(a *Announce, resp *AnnounceResponse, userID, torrentID uint32) {
 	if err := t.backend.RecordAnnounce(backend.Announce{
 		InfoHash:   a.InfoHash,
 		PeerID:     a.PeerID,
@@ -217,7 +213,7 @@ func (t *Tracker) record(a *Announce, resp *AnnounceResponse, torrentID uint32) 
 		Seeders:    resp.Complete,
 		Leechers:   resp.Incomplete,
 		Time:       a.When(),
-		UserID:     a.UserID,
+		UserID:     userID,
 		TorrentID:  torrentID,
 		UserAgent:  a.UserAgent,
 	}); err != nil {
@@ -276,8 +272,9 @@ func (t *Tracker) siteSnatches(torrentID uint32) (int64, bool) {
 	return t.snatches.Snatches(torrentID)
 }
 
-// Reap runs one expiry pass: peers silent for longer than the configured
-// lifetime go, and, if so configured, swarms left empty.
+// Reap runs one expiry pass: peers silent for longer than the peer
+// lifetime (the configured one, longer if the site's interval needs it; see
+// lifetime) go, and, if so configured, swarms left empty.
 func (t *Tracker) Reap(ctx context.Context, now time.Time) (Purged, error) {
 	conn, err := t.pool.Get()
 	if err != nil {
@@ -305,11 +302,12 @@ func (t *Tracker) Reap(ctx context.Context, now time.Time) (Purged, error) {
 	return p, err
 }
 
-// RunReaper calls Reap four times per peer lifetime, so that a silent peer
-// is gone at most a quarter lifetime after it expired, until ctx ends. A
-// reloaded lifetime takes effect from the next pass.
+// RunReaper calls Reap four times per peer lifetime (the one Reap expires
+// peers by, the site's interval included), so that a silent peer is gone at
+// most a quarter lifetime after it expired, until ctx ends. A changed
+// lifetime, reloaded or the site's, takes effect from the next pass.
 func (t *Tracker) RunReaper(ctx context.Context) {
-	lifetime := t.cfg.Load().Lifetime()
+	lifetime := t.lifetime(t.cfg.Load())
 	tick := time.NewTicker(lifetime / 4)
 	defer tick.Stop()
 	for {
@@ -317,7 +315,7 @@ func (t *Tracker) RunReaper(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			if l := t.cfg.Load().Lifetime(); l != lifetime {
+			if l := t.lifetime(t.cfg.Load()); l != lifetime {
 				lifetime = l
 				tick.Reset(lifetime / 4)
 			}

@@ -34,10 +34,8 @@ type Announce struct {
 	// Corrupt is the bytes that failed the hash check (libtorrent, Transmission).
 	Corrupt uint64
 
-	// Private mode: the passkey from the URL, and the user it belongs to
-	// (the tracker fills UserID in).
+	// Passkey is the passkey from the URL, in private mode.
 	Passkey string
-	UserID  uint32
 	// UserAgent is the client's own name for itself, for the backend.
 	UserAgent string
 	// Time is when the announce arrived, as the frontend's clock read it
@@ -55,6 +53,24 @@ func (a *Announce) When() time.Time {
 
 // Seeder reports whether the announcer has the whole torrent.
 func (a *Announce) Seeder() bool { return a.Left == 0 }
+
+// Update is what the tracker asks a store to do with one announce, as it
+// decided from its configuration and the site's rules. It travels beside
+// the Announce, so that the caller's Announce is never changed.
+type Update struct {
+	// Event is the event to apply: the announce's own, or Stopped for a
+	// peer the tracker keeps out of the swarm (a user who may not leech).
+	Event bittorrent.Event
+	// Want is the most peers to hand out.
+	Want int
+	// UserID is the announcer's user in a private tracker, 0 in a public
+	// one (see Options.Private).
+	UserID uint32
+	// PurgeEmpty removes a swarm once a stopped announce takes its last
+	// peer ("purge_inactive_torrents"), as Purge's purgeEmpty does for
+	// the swarms expiry empties.
+	PurgeEmpty bool
+}
 
 // Peer is a peer as handed to an announcer.
 type Peer struct {

@@ -29,7 +29,7 @@ func BenchmarkAnnounce(b *testing.B) {
 		i++
 		a.PeerID = ids[i%len(ids)]
 		resp.Reset()
-		if err := s.Announce(context.Background(), &a, 50, &resp); err != nil {
+		if err := s.Announce(context.Background(), &a, tracker.Update{Want: 50}, &resp); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -49,7 +49,7 @@ func BenchmarkAnnounceSmallSwarms(b *testing.B) {
 	for i := range peers {
 		a := announce(i)
 		resp.Reset()
-		s.Announce(context.Background(), &a, 0, &resp)
+		s.Announce(context.Background(), &a, tracker.Update{}, &resp)
 	}
 	b.ReportAllocs()
 	i := 0
@@ -57,7 +57,7 @@ func BenchmarkAnnounceSmallSwarms(b *testing.B) {
 		i = (i + 7919) % peers
 		a := announce(i)
 		resp.Reset()
-		if err := s.Announce(context.Background(), &a, 50, &resp); err != nil {
+		if err := s.Announce(context.Background(), &a, tracker.Update{Want: 50}, &resp); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -91,7 +91,7 @@ func BenchmarkAnnounceMix(b *testing.B) {
 			i = (i + 7919) % peers
 			a := benchAnnounce(1+i, torrents)
 			resp.Reset()
-			if err := s.Announce(context.Background(), &a, 50, &resp); err != nil {
+			if err := s.Announce(context.Background(), &a, tracker.Update{Want: 50}, &resp); err != nil {
 				b.Error(err)
 				return
 			}

@@ -17,6 +17,7 @@ package memory
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
@@ -68,33 +69,38 @@ const DefaultShards = 256
 // of 65530 per process (vm.max_map_count), with room for the runtime's.
 const maxShards = 1 << 14
 
-// Store is an in-memory swarm store. It is its own Pool and Conn: Get
-// returns the store itself and Close on it does nothing, so a request costs
-// no allocation.
+// Store is an in-memory swarm store, and its own Pool. Its Conn is the
+// store by another name, so that Get costs no allocation.
 type Store struct {
 	shards []shard
 	epoch  time.Time
 	p      Params
 }
 
-// New returns an empty store.
+// New returns an empty store. Close gives back its memory.
 func New(p Params) *Store {
 	s := &Store{shards: make([]shard, p.Shards), epoch: time.Now(), p: p}
 	seed := maphash.MakeSeed()
 	for k := range s.shards {
 		s.shards[k].seed, s.shards[k].uid = seed, p.Private
 	}
-	// The arenas are outside the heap: give them back once the store is
-	// unreachable, as Close cannot (the store is its own Conn).
+	// The arenas are outside the heap, where the collector cannot see
+	// them: as os.File closes a file it finds unreachable, give them back
+	// if the store is dropped without Close.
 	runtime.AddCleanup(s, releaseArenas, s.shards)
 	return s
 }
 
+// releaseArenas gives the shards' arenas back to the system. Only the
+// cleanup of an unreachable store calls it, so nobody holds a lock.
 func releaseArenas(shards []shard) {
 	for k := range shards {
 		shards[k].arena.release()
 	}
 }
+
+// errClosed is the answer of a store's Conn after Close.
+var errClosed = errors.New("tracker/memory: the store is closed")
 
 // shard is one lock's worth of swarms. Swarms live in a slab indexed by
 // info_hash (swarmIndex), so that a swarm can be changed in place; their
@@ -110,6 +116,7 @@ type shard struct {
 	arena  arena
 	seed   maphash.Seed
 	uid    bool // records carry a user id (private stores)
+	closed bool // the store is closed: the shard holds nothing
 	_      [32]byte
 }
 
@@ -138,14 +145,14 @@ func (s *Store) now(t time.Time) uint32 { return uint32(t.Sub(s.epoch) / time.Se
 
 // view returns the working form of a list of the shard.
 func (sh *shard) view(h *peerList, v6 bool) list {
-	l := list{peerList: h, sh: sh, addrLen: 4}
+	l := list{peerList: h, sh: sh, addrLen: ipv4Len}
 	if v6 {
-		l.addrLen = 16
+		l.addrLen = ipv6Len
 	}
-	l.stride = 26 + l.addrLen
+	l.stride = fixedLen + l.addrLen
 	if sh.uid {
 		l.hasUID = true
-		l.stride += 4
+		l.stride += uidLen
 	}
 	return l
 }
@@ -184,7 +191,8 @@ func (sh *shard) dropV6(w *swarm) {
 	if w.v6 == 0 {
 		return
 	}
-	sh.view(&sh.v6s[w.v6-1].peerList, true).release()
+	l := sh.view(&sh.v6s[w.v6-1].peerList, true)
+	l.release()
 	sh.v6s[w.v6-1] = v6Peers{}
 	sh.freeV6 = append(sh.freeV6, w.v6-1)
 	w.v6 = 0
@@ -267,7 +275,7 @@ func (sh *shard) eachList(f func(list)) {
 }
 
 // seederIndex is 1 for a seeder's position in l, 0 for a leecher's.
-func seederIndex(l list, i int) int {
+func seederIndex(l *list, i int) int {
 	if i < int(l.seeders) {
 		return 1
 	}
@@ -276,7 +284,7 @@ func seederIndex(l list, i int) int {
 
 // twin marks or unmarks IPv6 record i as the twin of an IPv4 record,
 // keeping the twin counts.
-func (v *v6Peers) twin(l list, i int, on bool) {
+func (v *v6Peers) twin(l *list, i int, on bool) {
 	if l.setFlag(i, flagTwin, on) != on {
 		if on {
 			v.twins[seederIndex(l, i)]++
@@ -287,14 +295,14 @@ func (v *v6Peers) twin(l list, i int, on bool) {
 }
 
 // remove6 removes IPv6 record i, keeping the twin counts.
-func (v *v6Peers) remove6(l list, i int) {
+func (v *v6Peers) remove6(l *list, i int) {
 	v.twin(l, i, false)
 	l.remove(i)
 }
 
 // setSeeder6 moves IPv6 record i between seeders and leechers, keeping the
 // twin counts, and returns its new position.
-func (v *v6Peers) setSeeder6(l list, i int, seeder bool) int {
+func (v *v6Peers) setSeeder6(l *list, i int, seeder bool) int {
 	twin := l.flag(i, flagTwin)
 	v.twin(l, i, false)
 	i = l.setSeeder(i, seeder)
@@ -310,28 +318,62 @@ func (s *Store) ipv4Changed(sh *shard, w *swarm, id *bittorrent.PeerID, present 
 	}
 	if l, ok := sh.list(w, true, false); ok {
 		if j := l.find(id); j >= 0 {
-			sh.v6(w).twin(l, j, present)
+			sh.v6(w).twin(&l, j, present)
 		}
 	}
 }
 
-// Get returns the store itself.
-func (s *Store) Get() (tracker.Conn, error) { return s, nil }
+// Get returns a connection to the store, which allocates nothing: the
+// store itself, as a conn.
+func (s *Store) Get() (tracker.Conn, error) { return (*conn)(s), nil }
 
-// Close does nothing: a Conn of this store holds no resources.
-func (s *Store) Close() error { return nil }
+// Close gives the store's memory back, at once rather than when the
+// collector finds it unreachable; the Conns it handed out answer errClosed
+// from then on.
+func (s *Store) Close() error {
+	for k := range s.shards {
+		sh := &s.shards[k]
+		sh.mu.Lock()
+		sh.arena.release()
+		sh.index, sh.swarms, sh.free, sh.v6s, sh.freeV6 = swarmIndex{}, nil, nil, nil, nil
+		sh.closed = true
+		sh.mu.Unlock()
+	}
+	return nil
+}
 
-// Announce implements tracker.Conn.
-func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp *tracker.AnnounceResponse) error {
+// conn is the store's tracker.Conn: closing one leaves the store open.
+type conn Store
+
+func (c *conn) Close() error { return nil }
+
+func (c *conn) Announce(ctx context.Context, a *tracker.Announce, u tracker.Update, resp *tracker.AnnounceResponse) error {
+	return (*Store)(c).Announce(ctx, a, u, resp)
+}
+
+func (c *conn) Scrape(ctx context.Context, hashes []bittorrent.InfoHash, out []tracker.Scrape) ([]tracker.Scrape, error) {
+	return (*Store)(c).Scrape(ctx, hashes, out)
+}
+
+func (c *conn) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (tracker.Purged, error) {
+	return (*Store)(c).Purge(ctx, before, purgeEmpty)
+}
+
+// Announce applies an announce, as tracker.Conn's Announce does.
+func (s *Store) Announce(_ context.Context, a *tracker.Announce, u tracker.Update, resp *tracker.AnnounceResponse) error {
 	now := s.now(a.When())
 	v6 := a.Addr.Is6()
 	sh := s.shard(&a.InfoHash)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if sh.closed {
+		return errClosed
+	}
 
+	stopped := u.Event == bittorrent.Stopped
 	slot, ok := sh.lookup(&a.InfoHash)
 	if !ok {
-		if a.Event == bittorrent.Stopped {
+		if stopped {
 			resp.Counts = tracker.Counts{}
 			return nil
 		}
@@ -339,7 +381,7 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 		resp.Change |= bittorrent.SwarmAdded
 	}
 	w := &sh.swarms[slot]
-	l, ok := sh.list(w, v6, a.Event != bittorrent.Stopped)
+	l, ok := sh.list(w, v6, !stopped)
 	i := -1
 	if ok {
 		i = l.find(&a.PeerID)
@@ -348,10 +390,10 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 		resp.Change |= bittorrent.SeederBefore
 	}
 
-	if a.Event == bittorrent.Stopped {
+	if stopped {
 		if i >= 0 {
 			if v6 {
-				sh.v6(w).remove6(l, i)
+				sh.v6(w).remove6(&l, i)
 			} else {
 				l.remove(i)
 				s.ipv4Changed(sh, w, &a.PeerID, false)
@@ -359,56 +401,60 @@ func (s *Store) Announce(_ context.Context, a *tracker.Announce, want int, resp 
 			resp.Change |= bittorrent.PeerRemoved
 		}
 		resp.Counts = sh.counts(w)
+		if i >= 0 && u.PurgeEmpty && sh.empty(w) {
+			sh.drop(slot)
+			resp.Change |= bittorrent.SwarmRemoved
+		}
 		return nil
 	}
 
 	seeder := a.Seeder()
 	switch {
 	case i < 0:
-		i = l.add(a, now)
+		i = l.add(a, u.UserID, now)
 		resp.Change |= bittorrent.PeerAdded
 		if v6 {
-			if s.p.DualStacked && sh.view(&w.v4, false).find(&a.PeerID) >= 0 {
-				sh.v6(w).twin(l, i, true)
+			if v4 := sh.view(&w.v4, false); s.p.DualStacked && v4.find(&a.PeerID) >= 0 {
+				sh.v6(w).twin(&l, i, true)
 			}
 		} else {
 			s.ipv4Changed(sh, w, &a.PeerID, true)
 		}
 	case v6:
-		l.set(i, a, now)
-		i = sh.v6(w).setSeeder6(l, i, seeder)
+		l.set(i, a, u.UserID, now)
+		i = sh.v6(w).setSeeder6(&l, i, seeder)
 	default:
-		l.set(i, a, now)
+		l.set(i, a, u.UserID, now)
 		i = l.setSeeder(i, seeder)
 	}
 	if seeder {
 		resp.Change |= bittorrent.SeederAfter
 	}
-	if a.Event == bittorrent.Completed && !l.setFlag(i, flagSnatched, true) {
+	if u.Event == bittorrent.Completed && !l.setFlag(i, flagSnatched, true) {
 		w.downloaded++
 		resp.Change |= bittorrent.Snatched
 	}
 	resp.Counts = sh.counts(w)
 
-	if want > 0 {
-		p := picker{self: i, uid: a.UserID, seeder: seeder, want: want, ids: a.PeerIDs}
+	if u.Want > 0 {
+		p := picker{self: i, uid: u.UserID, seeder: seeder, want: u.Want, ids: a.PeerIDs}
 		if bits := s.p.PreferredSubnet(v6); bits > 0 {
 			p.subnet, p.bits = l.addr(i), bits
 		}
 		// The announcer's own family first: those are the peers it can reach.
-		p.pick(resp, l)
-		if other, ok := sh.list(w, !v6, false); ok && p.n < want && !s.p.RespectAF {
+		p.pick(resp, &l)
+		if other, ok := sh.list(w, !v6, false); ok && p.n < u.Want && !s.p.RespectAF {
 			p.self, p.subnet = -1, nil
 			if s.p.DualStacked {
 				// A dual-stacked peer was handed out by its own-family
 				// address already, if at all.
 				if v6 {
-					p.twinsIn = l
+					p.twinsIn = &l
 				} else {
 					p.skipTwins = true
 				}
 			}
-			p.pick(resp, other)
+			p.pick(resp, &other)
 		}
 	}
 	return nil
@@ -428,14 +474,14 @@ type picker struct {
 	subnet []byte
 	bits   int
 
-	skipTwins bool // skip records with flagTwin
-	twinsIn   list // skip records whose peer_id is in this list, if set
+	skipTwins bool  // skip records with flagTwin
+	twinsIn   *list // skip records whose peer_id is in this list, if set
 }
 
 // pick appends peers of l to resp until p.want are handed out. It starts at
 // a random record and walks on, so that every peer is handed out about as
 // often; with a preferred subnet it walks twice, the subnet's peers first.
-func (p *picker) pick(resp *tracker.AnnounceResponse, l list) {
+func (p *picker) pick(resp *tracker.AnnounceResponse, l *list) {
 	lo, n := 0, l.len()
 	if p.seeder {
 		lo = int(l.seeders)
@@ -445,21 +491,21 @@ func (p *picker) pick(resp *tracker.AnnounceResponse, l list) {
 		return
 	}
 	packed, ids := &resp.Peers4, &resp.IDs4
-	if l.addrLen == 16 {
+	if l.addrLen == ipv6Len {
 		packed, ids = &resp.Peers6, &resp.IDs6
 	}
 	// The records once, not through the arena for each: this loop is most
 	// of an announce's time in the store.
 	recs, stride := l.records(), l.stride
-	addrEnd, seenAt := offAddr+l.addrLen, l.offSeen()
+	addrEnd, seenAt, uidAt := l.offPort(), l.offSeen(), l.offUID()
 	// Room for every peer this list can give, so that the loop copies
 	// fixed-size arrays into place (inline moves) where append would call
 	// memmove for each peer.
 	room := min(p.want-p.n, span)
-	out := slices.Grow(*packed, room*(l.addrLen+2))
+	out := slices.Grow(*packed, room*(l.addrLen+portLen))
 	idOut := *ids
 	if p.ids {
-		idOut = slices.Grow(idOut, room*offAddr)
+		idOut = slices.Grow(idOut, room*idLen)
 	}
 	start := lo + rand.IntN(span)
 	for pass := 0; pass < 2 && p.n < p.want; pass++ {
@@ -471,14 +517,14 @@ func (p *picker) pick(resp *tracker.AnnounceResponse, l list) {
 			if p.subnet != nil && sameSubnet(r[offAddr:addrEnd], p.subnet, p.bits) != (pass == 0) {
 				continue
 			}
-			if j == p.self || (p.uid != 0 && l.hasUID && binary.LittleEndian.Uint32(r[seenAt+4:]) == p.uid) ||
+			if j == p.self || (p.uid != 0 && l.hasUID && binary.LittleEndian.Uint32(r[uidAt:]) == p.uid) ||
 				(p.skipTwins && binary.LittleEndian.Uint32(r[seenAt:])&flagTwin != 0) ||
-				(p.twinsIn.peerList != nil && p.twinsIn.find((*bittorrent.PeerID)(r[:offAddr])) >= 0) {
+				(p.twinsIn != nil && p.twinsIn.find((*bittorrent.PeerID)(r[:idLen])) >= 0) {
 				continue
 			}
 			// The record's address and port are the packed form already.
 			k := len(out)
-			if l.addrLen == 4 {
+			if l.addrLen == ipv4Len {
 				out = out[:k+bittorrent.PackedIPv4]
 				*(*[bittorrent.PackedIPv4]byte)(out[k:]) = [bittorrent.PackedIPv4]byte(r[offAddr:])
 			} else {
@@ -487,8 +533,8 @@ func (p *picker) pick(resp *tracker.AnnounceResponse, l list) {
 			}
 			if p.ids {
 				k := len(idOut)
-				idOut = idOut[:k+offAddr]
-				*(*[offAddr]byte)(idOut[k:]) = [offAddr]byte(r)
+				idOut = idOut[:k+idLen]
+				*(*[idLen]byte)(idOut[k:]) = [idLen]byte(r)
 			}
 			p.n++
 		}
@@ -528,7 +574,7 @@ func (sh *shard) add(h bittorrent.InfoHash) int32 {
 		sh.swarms = append(sh.swarms, swarm{})
 	}
 	sh.swarms[slot] = swarm{hash: h, used: true}
-	sh.insert(slot)
+	sh.indexSwarm(slot)
 	return slot
 }
 
@@ -536,29 +582,36 @@ func (sh *shard) add(h bittorrent.InfoHash) int32 {
 func (sh *shard) drop(slot int32) {
 	w := &sh.swarms[slot]
 	w.used = false
-	sh.remove(slot)
+	sh.unindexSwarm(slot)
 	sh.dropV6(w)
-	sh.view(&w.v4, false).release()
+	v4 := sh.view(&w.v4, false)
+	v4.release()
 	*w = swarm{}
 	sh.free = append(sh.free, slot)
 }
 
-// Scrape implements tracker.Conn.
+// Scrape appends the figures of each hash to out, as tracker.Conn's Scrape
+// does.
 func (s *Store) Scrape(_ context.Context, hashes []bittorrent.InfoHash, out []tracker.Scrape) ([]tracker.Scrape, error) {
 	for i := range hashes {
 		sc := tracker.Scrape{InfoHash: hashes[i]}
 		sh := s.shard(&hashes[i])
 		sh.mu.Lock()
+		closed := sh.closed
 		if slot, ok := sh.lookup(&hashes[i]); ok {
 			sc.Counts = sh.counts(&sh.swarms[slot])
 		}
 		sh.mu.Unlock()
+		if closed {
+			return out, errClosed
+		}
 		out = append(out, sc)
 	}
 	return out, nil
 }
 
-// Purge implements tracker.Conn. It holds one shard's lock at a time.
+// Purge runs an expiry pass, as tracker.Conn's Purge does. It holds one
+// shard's lock at a time.
 func (s *Store) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (tracker.Purged, error) {
 	var p tracker.Purged
 	cutoff := s.now(before)
@@ -571,15 +624,20 @@ func (s *Store) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (t
 		}
 		sh := &s.shards[k]
 		sh.mu.Lock()
+		if sh.closed {
+			sh.mu.Unlock()
+			return p, errClosed
+		}
 		for slot := range sh.swarms {
 			w := &sh.swarms[slot]
 			if !w.used {
 				continue
 			}
 			had := !sh.empty(w)
-			p.Add(s.purgeList(sh, w, sh.view(&w.v4, false), 0, cutoff))
+			v4 := sh.view(&w.v4, false)
+			p.Add(s.purgeList(sh, w, &v4, 0, cutoff))
 			if l, ok := sh.list(w, true, false); ok {
-				p.Add(s.purgeList(sh, w, l, 1, cutoff))
+				p.Add(s.purgeList(sh, w, &l, 1, cutoff))
 				if l.len() == 0 {
 					sh.dropV6(w)
 				}
@@ -599,7 +657,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (t
 }
 
 // purgeList removes the records of l (family f) last seen before cutoff.
-func (s *Store) purgeList(sh *shard, w *swarm, l list, f int, cutoff uint32) (p tracker.Purged) {
+func (s *Store) purgeList(sh *shard, w *swarm, l *list, f int, cutoff uint32) (p tracker.Purged) {
 	// Backwards, so that what remove moves into place was checked.
 	for i := l.len() - 1; i >= 0; i-- {
 		if l.seen(i) >= cutoff {

@@ -11,28 +11,41 @@ import (
 // A peer record is a fixed-size run of bytes in a shard's arena, with
 // nothing for the garbage collector to scan:
 //
-//	[0:20)        peer_id
-//	[20:20+A)     address, A = 4 (IPv4) or 16 (IPv6)
-//	[20+A:22+A)   port, big-endian: address and port together are the
-//	              compact (BEP 23 / BEP 7) form of the peer
-//	[22+A:26+A)   last announce, seconds since the store's epoch, little-endian;
-//	              the top two bits are flagSnatched and flagTwin
-//	[26+A:30+A)   user id, little-endian: private stores only
+//	[0:20)        peer_id (idLen)
+//	[20:20+A)     address, A = ipv4Len (4) or ipv6Len (16)
+//	[20+A:22+A)   port (portLen), big-endian: address and port together
+//	              are the compact (BEP 23 / BEP 7) form of the peer
+//	[22+A:26+A)   last announce (seenLen), seconds since the store's epoch,
+//	              little-endian; the top two bits are flagSnatched and flagTwin
+//	[26+A:30+A)   user id (uidLen), little-endian: private stores only
 //
 // So a public IPv4 peer costs 30 bytes, and every byte of the record is
-// multiplied by the millions of peers a tracker holds.
+// multiplied by the millions of peers a tracker holds. The fields' offsets
+// after the address are list.offPort, offSeen and offUID.
 const (
-	offAddr      = 20
+	idLen    = bittorrent.PeerIDSize
+	ipv4Len  = bittorrent.PackedIPv4 - portLen // A of an IPv4 record
+	ipv6Len  = bittorrent.PackedIPv6 - portLen // A of an IPv6 record
+	portLen  = 2
+	seenLen  = 4 // the last announce and the flags
+	uidLen   = 4
+	offAddr  = idLen
+	fixedLen = idLen + portLen + seenLen // 26: all but the address and the user id
+	// maxStride is the largest record: a private store's IPv6 one.
+	maxStride = fixedLen + ipv6Len + uidLen
+)
+
+// The flags, in the top bits of a record's last announce.
+const (
 	flagSnatched = 1 << 31 // the peer's completed event has been counted
 	// flagTwin marks the IPv6 record of a dual-stacked peer whose IPv4
 	// record is in the swarm too: the peer is counted once, by that record.
 	flagTwin  = 1 << 30
 	flagsMask = flagSnatched | flagTwin
-	maxStride = 26 + 16 + 4
 )
 
-// indexFrom is the list length from which a list keeps a hash index of its
-// peer_ids; below it a linear scan over the records is as fast.
+// A list of indexFrom records or more keeps a hash index of its peer_ids
+// (see ixBytes); below, a linear scan over the records is as fast.
 const (
 	indexFrom  = 32
 	indexUntil = 16 // an index is dropped when the list shrinks below this
@@ -54,7 +67,8 @@ type peerList struct {
 
 // list is a peerList at work, under its shard's lock: the header, the shard
 // whose arena holds the records, and the record layout. It is made for one
-// operation and not kept.
+// operation and not kept. Its methods take a pointer, as most of them
+// change the list: its header (through the embedded pointer) or records.
 type list struct {
 	*peerList
 	sh      *shard
@@ -63,35 +77,42 @@ type list struct {
 	hasUID  bool
 }
 
-func (l list) len() int      { return int(l.n) }
-func (l list) leechers() int { return int(l.n - l.seeders) }
-func (l list) rec(i int) []byte {
+func (l *list) len() int { return int(l.n) }
+func (l *list) rec(i int) []byte {
 	o := int(l.off)*unit + i*l.stride
 	return l.sh.arena.buf[o : o+l.stride : o+l.stride]
 }
 
 // records returns the list's records, for a loop that allocates nothing.
-func (l list) records() []byte {
+func (l *list) records() []byte {
 	o := int(l.off) * unit
 	return l.sh.arena.buf[o : o+l.len()*l.stride]
 }
-func (l list) id(i int) []byte      { return l.rec(i)[:offAddr] }
-func (l list) offSeen() int         { return offAddr + l.addrLen + 2 }
-func (l list) addr(i int) []byte    { return l.rec(i)[offAddr : offAddr+l.addrLen] }
-func (l list) compact(i int) []byte { return l.rec(i)[offAddr : offAddr+l.addrLen+2] }
+
+// The offsets of a record's fields after the address, which depend on the
+// address's length.
+func (l *list) offPort() int { return offAddr + l.addrLen }
+func (l *list) offSeen() int { return l.offPort() + portLen }
+func (l *list) offUID() int  { return l.offSeen() + seenLen }
+
+func (l *list) id(i int) []byte   { return l.rec(i)[:idLen] }
+func (l *list) addr(i int) []byte { return l.rec(i)[offAddr:l.offPort()] }
+
+// packed returns record i's address and port: the peer in compact form.
+func (l *list) packed(i int) []byte { return l.rec(i)[offAddr : l.offPort()+portLen] }
 
 // seen returns record i's last announce time.
-func (l list) seen(i int) uint32 {
+func (l *list) seen(i int) uint32 {
 	return binary.LittleEndian.Uint32(l.rec(i)[l.offSeen():]) &^ flagsMask
 }
 
 // flag reports whether record i has flag f.
-func (l list) flag(i int, f uint32) bool {
+func (l *list) flag(i int, f uint32) bool {
 	return binary.LittleEndian.Uint32(l.rec(i)[l.offSeen():])&f != 0
 }
 
 // setFlag sets or clears flag f of record i and reports whether it was set.
-func (l list) setFlag(i int, f uint32, on bool) (was bool) {
+func (l *list) setFlag(i int, f uint32, on bool) (was bool) {
 	b := l.rec(i)[l.offSeen():]
 	w := binary.LittleEndian.Uint32(b)
 	if on {
@@ -103,41 +124,41 @@ func (l list) setFlag(i int, f uint32, on bool) (was bool) {
 }
 
 // uid returns record i's user id (0 in a public store).
-func (l list) uid(i int) uint32 {
+func (l *list) uid(i int) uint32 {
 	if !l.hasUID {
 		return 0
 	}
-	return binary.LittleEndian.Uint32(l.rec(i)[l.offSeen()+4:])
+	return binary.LittleEndian.Uint32(l.rec(i)[l.offUID():])
 }
 
-// set writes the announcer's address, port, user and time into record i,
-// keeping its flags.
-func (l list) set(i int, a *tracker.Announce, now uint32) {
+// set writes the announcer's address and port, its user and the time into
+// record i, keeping its flags.
+func (l *list) set(i int, a *tracker.Announce, uid, now uint32) {
 	r := l.rec(i)
-	if l.addrLen == 4 {
+	if l.addrLen == ipv4Len {
 		b := a.Addr.As4()
 		copy(r[offAddr:], b[:])
 	} else {
 		b := a.Addr.As16()
 		copy(r[offAddr:], b[:])
 	}
-	binary.BigEndian.PutUint16(r[offAddr+l.addrLen:], a.Port)
+	binary.BigEndian.PutUint16(r[l.offPort():], a.Port)
 	seen := r[l.offSeen():]
 	flags := binary.LittleEndian.Uint32(seen) & flagsMask
 	binary.LittleEndian.PutUint32(seen, now&^flagsMask|flags)
 	if l.hasUID {
-		binary.LittleEndian.PutUint32(seen[4:], a.UserID)
+		binary.LittleEndian.PutUint32(r[l.offUID():], uid)
 	}
 }
 
 // find returns the position of the peer with id, or -1.
-func (l list) find(id *bittorrent.PeerID) int {
+func (l *list) find(id *bittorrent.PeerID) int {
 	if l.ixBits > 0 {
 		return int(l.slotAt(l.slot(id[:]))) - 1
 	}
 	recs := l.records()
 	k := idKeyOf(id[:])
-	for i, o := 0, 0; o+offAddr <= len(recs); i, o = i+1, o+l.stride {
+	for i, o := 0, 0; o+idLen <= len(recs); i, o = i+1, o+l.stride {
 		if idKeyOf(recs[o:]) == k {
 			return i
 		}
@@ -155,20 +176,20 @@ type idKey struct {
 }
 
 func idKeyOf(p []byte) idKey {
-	_ = p[19]
+	_ = p[idLen-1]
 	return idKey{binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint32(p[16:])}
 }
 
-// add appends a new peer and returns its position.
-func (l list) add(a *tracker.Announce, now uint32) int {
+// add appends a new peer, of user uid, and returns its position.
+func (l *list) add(a *tracker.Announce, uid, now uint32) int {
 	i := l.len()
 	l.grow()
 	r := l.rec(i)
 	copy(r, a.PeerID[:])
 	binary.LittleEndian.PutUint32(r[l.offSeen():], 0) // no flags
-	l.set(i, a, now)
+	l.set(i, a, uid, now)
 	if l.ixBits > 0 {
-		l.insert(i)
+		l.index(i)
 	} else if i+1 >= indexFrom {
 		l.buildIndex()
 	}
@@ -181,7 +202,7 @@ func (l list) add(a *tracker.Announce, now uint32) int {
 // grow makes room for one more record. A full block grows by about a
 // sixteenth rather than doubling: most of the store's memory is records, and
 // announces are frequent enough that copying is cheap.
-func (l list) grow() {
+func (l *list) grow() {
 	if l.n < l.cap {
 		l.n++
 		return
@@ -193,7 +214,7 @@ func (l list) grow() {
 }
 
 // resize moves the records to a block with room for c records (c >= len).
-func (l list) resize(c int) {
+func (l *list) resize(c int) {
 	a := &l.sh.arena
 	old := int(l.cap) * l.stride
 	if l.cap > 0 && a.extend(l.off, old, c*l.stride) {
@@ -208,7 +229,7 @@ func (l list) resize(c int) {
 
 // setSeeder moves record i into the seeder or leecher part of the list and
 // returns its new position.
-func (l list) setSeeder(i int, seeder bool) int {
+func (l *list) setSeeder(i int, seeder bool) int {
 	isSeeder := i < int(l.seeders)
 	switch {
 	case seeder && !isSeeder:
@@ -226,9 +247,9 @@ func (l list) setSeeder(i int, seeder bool) int {
 }
 
 // remove deletes record i, keeping the seeder/leecher partition.
-func (l list) remove(i int) {
+func (l *list) remove(i int) {
 	if l.ixBits > 0 {
-		l.deleteEntry(i)
+		l.unindex(i)
 	}
 	last := l.len() - 1
 	if i < int(l.seeders) {
@@ -248,7 +269,7 @@ func (l list) remove(i int) {
 }
 
 // move copies record from over record to and tells the index.
-func (l list) move(from, to int) {
+func (l *list) move(from, to int) {
 	if from == to {
 		return
 	}
@@ -259,7 +280,7 @@ func (l list) move(from, to int) {
 }
 
 // swap exchanges records i and j.
-func (l list) swap(i, j int) {
+func (l *list) swap(i, j int) {
 	if i == j {
 		return
 	}
@@ -280,7 +301,7 @@ func (l list) swap(i, j int) {
 
 // shrink gives back the room of peers that left, in place: the block's
 // tail becomes a hole, for the next compaction to take back.
-func (l list) shrink() {
+func (l *list) shrink() {
 	if l.cap-l.n <= l.n/4+1 {
 		return
 	}
@@ -295,7 +316,7 @@ func (l list) shrink() {
 
 // footprint returns the arena bytes the list holds: its records' block and
 // its index.
-func (l list) footprint() int {
+func (l *list) footprint() int {
 	n := units(int(l.cap)*l.stride) * unit
 	if l.ixBits > 0 {
 		n += units(ixBytes(l.ixBits)) * unit
@@ -304,7 +325,7 @@ func (l list) footprint() int {
 }
 
 // release gives back everything the list holds.
-func (l list) release() {
+func (l *list) release() {
 	l.n, l.seeders = 0, 0
 	if l.ixBits > 0 {
 		l.dropIndex()
@@ -314,8 +335,8 @@ func (l list) release() {
 
 // The index is an open-addressing hash table from peer_id to position, with
 // linear probing, in the arena: slot k is a little-endian uint16 or uint32
-// (see ixBytes) holding position+1, 0 for empty. It is kept at most three-quarters full: rebuilt
-// at that, it starts about 3/8 full.
+// (see ixBytes) holding position+1, 0 for empty. It is kept at most
+// three-quarters full: rebuilt at that, it starts about 3/8 full.
 
 // ixBytes is the size of an index of 1<<bits slots: 2 bytes a slot up to
 // 65536 slots (lists of 24k to 49k peers), where every position+1 fits 16
@@ -328,7 +349,7 @@ func ixBytes(bits uint8) int {
 	return 4 << bits
 }
 
-func (l list) slotAt(k int) uint32 {
+func (l *list) slotAt(k int) uint32 {
 	o := int(l.ix) * unit
 	if l.ixBits <= 16 {
 		return uint32(binary.LittleEndian.Uint16(l.sh.arena.buf[o+2*k:]))
@@ -337,11 +358,11 @@ func (l list) slotAt(k int) uint32 {
 }
 
 // setSlot points slot k at position i.
-func (l list) setSlot(k, i int) { l.putSlot(k, uint32(i+1)) }
+func (l *list) setSlot(k, i int) { l.putSlot(k, uint32(i+1)) }
 
-func (l list) clearSlot(k int) { l.putSlot(k, 0) }
+func (l *list) clearSlot(k int) { l.putSlot(k, 0) }
 
-func (l list) putSlot(k int, v uint32) {
+func (l *list) putSlot(k int, v uint32) {
 	o := int(l.ix) * unit
 	if l.ixBits <= 16 {
 		binary.LittleEndian.PutUint16(l.sh.arena.buf[o+2*k:], uint16(v))
@@ -350,12 +371,12 @@ func (l list) putSlot(k int, v uint32) {
 	binary.LittleEndian.PutUint32(l.sh.arena.buf[o+4*k:], v)
 }
 
-func (l list) home(id []byte) int {
+func (l *list) home(id []byte) int {
 	return int(maphash.Bytes(l.sh.seed, id)) & (1<<l.ixBits - 1)
 }
 
 // slot returns the slot that holds id, or the empty slot where it would go.
-func (l list) slot(id []byte) int {
+func (l *list) slot(id []byte) int {
 	mask := 1<<l.ixBits - 1
 	key := idKeyOf(id)
 	for k := l.home(id); ; k = (k + 1) & mask {
@@ -367,7 +388,7 @@ func (l list) slot(id []byte) int {
 }
 
 // buildIndex (re)builds the index at the size the list needs.
-func (l list) buildIndex() {
+func (l *list) buildIndex() {
 	bits := uint8(minIxBits)
 	for 3<<bits < 4*(l.len()+1)*2 {
 		bits++
@@ -384,13 +405,13 @@ func (l list) buildIndex() {
 	}
 }
 
-func (l list) dropIndex() {
+func (l *list) dropIndex() {
 	l.sh.arena.free(l.ix, ixBytes(l.ixBits))
 	l.ix, l.ixBits = 0, 0
 }
 
-// insert indexes record i, which is new.
-func (l list) insert(i int) {
+// index adds record i, which is new, to the index.
+func (l *list) index(i int) {
 	if 4*(l.len()+1) > 3<<l.ixBits {
 		l.buildIndex() // at double size, i included
 		return
@@ -398,9 +419,9 @@ func (l list) insert(i int) {
 	l.setSlot(l.slot(l.id(i)), i)
 }
 
-// deleteEntry removes the entry of the peer at position i, shifting later
-// entries of its probe run back so that no lookup stops early.
-func (l list) deleteEntry(i int) {
+// unindex removes record i's entry from the index, shifting later entries
+// of its probe run back so that no lookup stops early.
+func (l *list) unindex(i int) {
 	mask := 1<<l.ixBits - 1
 	hole := l.slot(l.id(i))
 	for k := (hole + 1) & mask; l.slotAt(k) != 0; k = (k + 1) & mask {

@@ -10,6 +10,25 @@ import (
 	"github.com/chihaya/chihaya/tracker/trackertest"
 )
 
+// TestRecordLayout: the records are the sizes the layout comment in
+// peerlist.go gives, in each kind of store.
+func TestRecordLayout(t *testing.T) {
+	for _, tc := range []struct {
+		private, v6 bool
+		stride      int
+	}{
+		{false, false, 30},
+		{false, true, 42},
+		{true, false, 34},
+		{true, true, 46},
+	} {
+		sh := &shard{uid: tc.private}
+		if l := sh.view(&peerList{}, tc.v6); l.stride != tc.stride || l.stride > maxStride || l.hasUID != tc.private {
+			t.Errorf("private %v, IPv6 %v: %d-byte records with user id %v, want %d", tc.private, tc.v6, l.stride, l.hasUID, tc.stride)
+		}
+	}
+}
+
 // TestPeerListAgainstModel churns several lists of one shard across the
 // sizes where the index is built and dropped, so that their blocks move,
 // leave holes and get compacted. After every step each peer is found where
@@ -64,8 +83,8 @@ func TestPeerListAgainstModel(t *testing.T) {
 				l.setSeeder(i, seeder)
 				model[n] = seeder
 			case grow || rng.IntN(4) == 0:
-				a := &tracker.Announce{PeerID: id, Addr: addr, Port: uint16(n + 1), Left: uint64(rng.IntN(2)), UserID: uint32(n + 7)}
-				l.add(a, uint32(step))
+				a := &tracker.Announce{PeerID: id, Addr: addr, Port: uint16(n + 1), Left: uint64(rng.IntN(2))}
+				l.add(a, uint32(n+7), uint32(step))
 				model[n] = a.Left == 0
 			}
 			for k := range headers {
@@ -73,14 +92,16 @@ func TestPeerListAgainstModel(t *testing.T) {
 			}
 			live := 0
 			for k := range headers {
-				live += sh.view(headers[k], v6).footprint()
+				l := sh.view(headers[k], v6)
+				live += l.footprint()
 			}
 			if got := sh.arena.top - sh.arena.holes; got != live {
 				t.Fatalf("step %d: arena accounts %d live bytes, lists hold %d", step, got, live)
 			}
 		}
 		for k := range headers {
-			sh.view(headers[k], v6).release()
+			l := sh.view(headers[k], v6)
+			l.release()
 		}
 		if sh.arena.top != sh.arena.holes {
 			t.Fatalf("released lists left %d of %d bytes in use", sh.arena.top-sh.arena.holes, sh.arena.top)
@@ -107,7 +128,7 @@ func check(t *testing.T, step int, l list, model map[int]bool) {
 		if i < 0 {
 			t.Fatalf("step %d: peer %d lost", step, n)
 		}
-		if got := l.compact(i); string(l.id(i)) != string(id[:]) || got[len(got)-1] != byte(n+1) {
+		if got := l.packed(i); string(l.id(i)) != string(id[:]) || got[len(got)-1] != byte(n+1) {
 			t.Fatalf("step %d: peer %d found as %q %q", step, n, l.id(i), got)
 		}
 		if l.hasUID && l.uid(i) != uint32(n+7) {
@@ -137,13 +158,13 @@ func TestLargeListIndex(t *testing.T) {
 		t.Helper()
 		for p := from; p < to; p++ {
 			id := trackertest.ID(p)
-			if i := l.find(&id); i < 0 || [offAddr]byte(l.id(i)) != id {
+			if i := l.find(&id); i < 0 || [idLen]byte(l.id(i)) != id {
 				t.Fatalf("peer %d not found (found at %d) among %d", p, i, l.len())
 			}
 		}
 	}
 	for p := range n {
-		l.add(&tracker.Announce{PeerID: trackertest.ID(p), Addr: addr, Port: 1, Left: uint64(p % 2)}, 1)
+		l.add(&tracker.Announce{PeerID: trackertest.ID(p), Addr: addr, Port: 1, Left: uint64(p % 2)}, 0, 1)
 		if p == 20_000 {
 			if l.ixBits > 16 {
 				t.Fatalf("%d slots at %d peers: want 16-bit slots still", 1<<l.ixBits, l.len())

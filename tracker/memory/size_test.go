@@ -28,7 +28,7 @@ func loadPeers(tb testing.TB, s *Store, from, last, torrents int, t time.Time) {
 		a := benchAnnounce(i, torrents)
 		a.Time = t
 		resp.Reset()
-		if err := s.Announce(context.Background(), &a, 0, &resp); err != nil {
+		if err := s.Announce(context.Background(), &a, tracker.Update{}, &resp); err != nil {
 			tb.Fatal(err)
 		}
 	}

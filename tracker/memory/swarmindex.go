@@ -10,8 +10,9 @@ import (
 // slab: open addressing with linear probing over 8-byte entries, each the
 // top half of the info_hash's hash (a tag) and slot+1, 0 for empty. It is
 // kept at most seven-eighths full: a cache line holds eight entries, so
-// even a long probe run costs little next to the miss that starts it. The info_hash itself is compared in
-// the swarm, which the caller reads next anyway.
+// even a long probe run costs little next to the miss that starts it. The
+// info_hash itself is compared in the swarm, which the caller reads next
+// anyway.
 //
 // Why not a Go map: a lookup in one is several dependent loads (map
 // header, directory, table, group, slot) before the swarm. With a million
@@ -27,7 +28,7 @@ const minSwarmIndex = 16
 
 func (sh *shard) hashOf(h *bittorrent.InfoHash) uint64 { return maphash.Bytes(sh.seed, h[:]) }
 
-// lookup returns the slot of the swarm of h.
+// lookup returns the slot of the swarm of h, and whether there is one.
 func (sh *shard) lookup(h *bittorrent.InfoHash) (int32, bool) {
 	x := sh.index.entries
 	if len(x) == 0 {
@@ -48,9 +49,9 @@ func (sh *shard) lookup(h *bittorrent.InfoHash) (int32, bool) {
 	}
 }
 
-// insert indexes the swarm at slot, whose info_hash is not indexed yet.
-// The swarm is marked used already.
-func (sh *shard) insert(slot int32) {
+// indexSwarm adds the swarm at slot, whose info_hash is not indexed yet,
+// to the index. The swarm is marked used already.
+func (sh *shard) indexSwarm(slot int32) {
 	x := &sh.index
 	x.n++
 	if 8*x.n > 7*len(x.entries) {
@@ -72,10 +73,10 @@ func (sh *shard) place(slot int32) {
 	x[i] = hash>>32<<32 | uint64(slot+1)
 }
 
-// remove drops the entry of the swarm at slot, shifting later entries of
-// its probe run back so that no lookup stops early. The swarm is marked
-// unused already, and still has its info_hash.
-func (sh *shard) remove(slot int32) {
+// unindexSwarm removes the entry of the swarm at slot from the index,
+// shifting later entries of its probe run back so that no lookup stops
+// early. The swarm is marked unused already, and still has its info_hash.
+func (sh *shard) unindexSwarm(slot int32) {
 	x := sh.index.entries
 	mask := uint64(len(x) - 1)
 	hole := sh.hashOf(&sh.swarms[slot].hash) & mask

@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T, opts tracker.Options) tracker.Poo
 		{"CountsSeedersAndLeechers", testCounts, tracker.Options{}},
 		{"StoppedRemovesPeer", testStopped, tracker.Options{}},
 		{"StoppedFromUnknownPeerChangesNothing", testStoppedUnknown, tracker.Options{}},
+		{"StoppedLastPeerRemovesSwarm", testStoppedLast, tracker.Options{}},
+		{"UpdateEventIsApplied", testUpdateEvent, tracker.Options{}},
 		{"CompletedCountsOnce", testCompletedOnce, tracker.Options{}},
 		{"SeederGetsOnlyLeechers", testSeederGetsLeechers, tracker.Options{}},
 		{"NeverReturnsTheAnnouncer", testNoSelf, tracker.Options{}},
@@ -43,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T, opts tracker.Options) tracker.Poo
 		{"DualStackedPeerIsOnePeer", testDualStacked, dualStacked},
 		{"DualStackedLargeSwarm", testLargeSwarm, dualStacked},
 		{"DualStackedExpiry", testDualStackedExpiry, dualStacked},
+		{"DualStackedStoppedLastPeer", testDualStackedStoppedLast, dualStacked},
 		{"RespectAF", testRespectAF, tracker.Options{Peering: tracker.Peering{RespectAF: true}}},
 		{"PreferredSubnetFirst", testPreferredSubnet, tracker.Options{Peering: tracker.Peering{PreferIPv4Bits: 24, PreferIPv6Bits: 64}}},
 	} {
@@ -96,13 +99,25 @@ type result struct {
 	Peers []tracker.Peer
 }
 
-// announce asks for peer ids too, and checks they match the packed peers.
+// announce applies a as the tracker does for a public announce: its own
+// event, up to want peers.
 func announce(t *testing.T, c tracker.Conn, a *tracker.Announce, want int) result {
+	t.Helper()
+	return update(t, c, a, tracker.Update{Event: a.Event, Want: want})
+}
+
+// update applies a as u says. It asks for peer ids too, and checks they
+// match the packed peers and that the store left a as it was.
+func update(t *testing.T, c tracker.Conn, a *tracker.Announce, u tracker.Update) result {
 	t.Helper()
 	var r tracker.AnnounceResponse
 	a.PeerIDs = true
-	if err := c.Announce(ctx, a, want, &r); err != nil {
+	before := *a
+	if err := c.Announce(ctx, a, u, &r); err != nil {
 		t.Fatalf("Announce: %v", err)
+	}
+	if *a != before {
+		t.Fatalf("Announce changed its announce from %+v to %+v", before, *a)
 	}
 	if len(r.Peers4)%bittorrent.PackedIPv4 != 0 || len(r.Peers6)%bittorrent.PackedIPv6 != 0 ||
 		len(r.IDs4) != len(r.Peers4)/bittorrent.PackedIPv4*bittorrent.PeerIDSize ||
@@ -175,6 +190,83 @@ func testStoppedUnknown(t *testing.T, c tracker.Conn) {
 		t.Errorf("stopped for an unknown peer: change %b", r.Change)
 	}
 	wantCounts(t, "scrape", scrape(t, c, h), tracker.Counts{Incomplete: 1})
+}
+
+// stopped returns the stopped announce of peer n at addr.
+func stopped(h bittorrent.InfoHash, n int, addr string) *tracker.Announce {
+	a := Leecher(h, n, addr)
+	a.Event = bittorrent.Stopped
+	return a
+}
+
+// purgeEmpty is the Update of a stopped announce on a tracker that drops
+// empty swarms.
+var purgeEmpty = tracker.Update{Event: bittorrent.Stopped, PurgeEmpty: true}
+
+func testStoppedLast(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	// Without PurgeEmpty the last peer's stop leaves the swarm, and its
+	// download count, in place.
+	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
+	done := Seeder(h, 1, "10.0.0.1")
+	done.Event = bittorrent.Completed
+	announce(t, c, done, 50)
+	r := announce(t, c, stopped(h, 1, "10.0.0.1"), 0)
+	if r.Change.Has(bittorrent.SwarmRemoved) {
+		t.Errorf("stop of the last peer without PurgeEmpty: change %b", r.Change)
+	}
+	wantCounts(t, "kept swarm", scrape(t, c, h), tracker.Counts{Downloaded: 1})
+
+	// With it, a stop that leaves a peer keeps the swarm...
+	announce(t, c, Leecher(h, 2, "10.0.0.2"), 50)
+	announce(t, c, Leecher(h, 3, "2001:db8::3"), 50)
+	r = update(t, c, stopped(h, 2, "10.0.0.2"), purgeEmpty)
+	if r.Change.Has(bittorrent.SwarmRemoved) {
+		t.Errorf("stop of one of two peers: change %b", r.Change)
+	}
+	wantCounts(t, "one peer left", r.Counts, tracker.Counts{Incomplete: 1, Downloaded: 1})
+	// ...the last peer's stop removes it, with the swarm's last figures...
+	r = update(t, c, stopped(h, 3, "2001:db8::3"), purgeEmpty)
+	if !r.Change.Has(bittorrent.PeerRemoved | bittorrent.SwarmRemoved) {
+		t.Errorf("stop of the last peer: change %b, want PeerRemoved and SwarmRemoved", r.Change)
+	}
+	wantCounts(t, "last peer stopped", r.Counts, tracker.Counts{Downloaded: 1})
+	wantCounts(t, "removed swarm", scrape(t, c, h), tracker.Counts{})
+	// ...and a stop repeated finds nothing to remove.
+	if r = update(t, c, stopped(h, 3, "2001:db8::3"), purgeEmpty); r.Change != 0 {
+		t.Errorf("stop for a removed swarm: change %b", r.Change)
+	}
+	r = announce(t, c, Leecher(h, 4, "10.0.0.4"), 50)
+	if !r.Change.Has(bittorrent.SwarmAdded) || r.Counts != (tracker.Counts{Incomplete: 1}) {
+		t.Errorf("swarm made again: change %b, counts %+v; want SwarmAdded and a fresh count", r.Change, r.Counts)
+	}
+}
+
+// testUpdateEvent: the store applies the Update's event, not the
+// announce's: the tracker keeps a user who may not leech out of the swarm
+// by sending Stopped with the client's own announce.
+func testUpdateEvent(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	out := tracker.Update{Event: bittorrent.Stopped}
+	if r := update(t, c, Leecher(h, 1, "10.0.0.1"), out); r.Change != 0 || len(r.Peers) != 0 {
+		t.Errorf("started announce kept out of an unknown swarm: change %b, %d peers", r.Change, len(r.Peers))
+	}
+	wantCounts(t, "no swarm made", scrape(t, c, h), tracker.Counts{})
+	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
+	announce(t, c, Leecher(h, 2, "10.0.0.2"), 50)
+	if r := update(t, c, Leecher(h, 1, "10.0.0.1"), out); !r.Change.Has(bittorrent.PeerRemoved) || len(r.Peers) != 0 {
+		t.Errorf("started announce kept out of its swarm: change %b, %d peers; want it removed", r.Change, len(r.Peers))
+	}
+	// Completed counts by the Update too.
+	done := Seeder(h, 2, "10.0.0.2")
+	done.Event = bittorrent.Completed
+	if r := update(t, c, done, tracker.Update{Event: bittorrent.None}); r.Change.Has(bittorrent.Snatched) {
+		t.Error("a completed announce counted a download its Update did not ask for")
+	}
+	if r := update(t, c, Seeder(h, 2, "10.0.0.2"), tracker.Update{Event: bittorrent.Completed}); !r.Change.Has(bittorrent.Snatched) {
+		t.Error("the Update's completed was not counted")
+	}
+	wantCounts(t, "scrape", scrape(t, c, h), tracker.Counts{Complete: 1, Downloaded: 1})
 }
 
 func testCompletedOnce(t *testing.T, c tracker.Conn) {
@@ -373,25 +465,28 @@ func testPurgeKeep(t *testing.T, c tracker.Conn) {
 	}
 }
 
-// testLargeSwarm churns a swarm big enough to need an index against a
-// model of what it should hold.
 func testOwnUser(t *testing.T, c tracker.Conn) {
 	h := Hash(1)
-	as := func(a *tracker.Announce, uid uint32) *tracker.Announce { a.UserID = uid; return a }
-	announce(t, c, as(Seeder(h, 1, "10.0.0.1"), 7), 50)       // user 7's seedbox
-	announce(t, c, as(Seeder(h, 2, "2001:db8::2"), 7), 50)    // and its IPv6 side
-	announce(t, c, as(Seeder(h, 3, "10.0.0.3"), 8), 50)       // someone else
-	r := announce(t, c, as(Leecher(h, 4, "10.0.0.4"), 7), 50) // user 7 at home
+	as := func(a *tracker.Announce, uid uint32) result {
+		t.Helper()
+		return update(t, c, a, tracker.Update{Event: a.Event, Want: 50, UserID: uid})
+	}
+	as(Seeder(h, 1, "10.0.0.1"), 7)       // user 7's seedbox
+	as(Seeder(h, 2, "2001:db8::2"), 7)    // and its IPv6 side
+	as(Seeder(h, 3, "10.0.0.3"), 8)       // someone else
+	r := as(Leecher(h, 4, "10.0.0.4"), 7) // user 7 at home
 	if len(r.Peers) != 1 || r.Peers[0].ID != ID(3) {
 		t.Errorf("user 7 was given %v, want only peer 3 of user 8", r.Peers)
 	}
 	wantCounts(t, "counts include every user", r.Counts, tracker.Counts{Complete: 3, Incomplete: 1})
-	r = announce(t, c, as(Leecher(h, 5, "10.0.0.5"), 9), 50)
+	r = as(Leecher(h, 5, "10.0.0.5"), 9)
 	if len(r.Peers) != 4 {
 		t.Errorf("user 9 got %d peers, want all 4", len(r.Peers))
 	}
 }
 
+// testLargeSwarm churns a swarm big enough to need an index against a
+// model of what it should hold.
 func testLargeSwarm(t *testing.T, c tracker.Conn) {
 	h := Hash(1)
 	const peers = 300
@@ -416,8 +511,8 @@ func testLargeSwarm(t *testing.T, c tracker.Conn) {
 		if n%7 == 0 { // some of them on IPv6
 			a.Addr = netip.MustParseAddr("2001:db8::1")
 		}
-		a.UserID = uint32(n%5 + 1) // ignored by public stores
-		r := announce(t, c, a, 0)
+		uid := uint32(n%5 + 1) // ignored by public stores
+		r := update(t, c, a, tracker.Update{Event: a.Event, UserID: uid})
 		var want tracker.Counts
 		for _, seeder := range model {
 			if seeder {
@@ -434,8 +529,7 @@ func testLargeSwarm(t *testing.T, c tracker.Conn) {
 	// Every peer in the model is found again (no duplicates made), and is
 	// handed out.
 	newcomer := Leecher(h, peers+1, "10.0.0.1")
-	newcomer.UserID = 100 // nobody else's user
-	r := announce(t, c, newcomer, 1000)
+	r := update(t, c, newcomer, tracker.Update{Event: newcomer.Event, Want: 1000, UserID: 100}) // nobody else's user
 	if len(r.Peers) != len(model) {
 		t.Fatalf("a newcomer got %d peers, want all %d", len(r.Peers), len(model))
 	}
@@ -522,6 +616,22 @@ func testDualStackedExpiry(t *testing.T, c tracker.Conn) {
 		t.Errorf("Purge = %+v, %v; want both records of the peer and the swarm", p, err)
 	}
 	wantCounts(t, "after expiry", scrape(t, c, h), tracker.Counts{})
+}
+
+func testDualStackedStoppedLast(t *testing.T, c tracker.Conn) {
+	h := Hash(1)
+	announce(t, c, Seeder(h, 1, "10.0.0.1"), 50)
+	announce(t, c, Seeder(h, 1, "2001:db8::1"), 50)
+	r := update(t, c, stopped(h, 1, "10.0.0.1"), purgeEmpty)
+	if r.Change.Has(bittorrent.SwarmRemoved) {
+		t.Errorf("dual-stacked peer stopped over IPv4 only: change %b, but it is still there over IPv6", r.Change)
+	}
+	wantCounts(t, "still there over IPv6", r.Counts, tracker.Counts{Complete: 1})
+	r = update(t, c, stopped(h, 1, "2001:db8::1"), purgeEmpty)
+	if !r.Change.Has(bittorrent.SwarmRemoved) {
+		t.Errorf("dual-stacked peer stopped over both: change %b, want SwarmRemoved", r.Change)
+	}
+	wantCounts(t, "after both", scrape(t, c, h), tracker.Counts{})
 }
 
 func testRespectAF(t *testing.T, c tracker.Conn) {
