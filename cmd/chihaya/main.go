@@ -9,6 +9,7 @@ package main
 import (
 	"github.com/chihaya/chihaya"
 	_ "github.com/chihaya/chihaya/backend/mysql" // Gazelle sites: "backend": {"driver": "mysql"}
+	_ "github.com/chihaya/chihaya/tracker/redis" // several trackers, one set of swarms: "tracker": {"driver": "redis"}
 )
 
 func main() { chihaya.Boot() }

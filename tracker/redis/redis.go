@@ -1,0 +1,372 @@
+// Package redis registers the "redis" tracker driver: swarms kept in Redis
+// or a Redis Cluster, so that several tracker processes, on several
+// machines, serve one set of swarms.
+//
+// Each announce is one round trip: a Lua script, loaded once and called by
+// its SHA1, applies the announce, counts the swarm and picks the peers,
+// atomically. A swarm's keys share the hash tag {<info_hash in hex>}, so
+// the script runs unchanged on a cluster; scripts.go describes the keys.
+// A scrape is one pipeline of HMGETs.
+//
+// Expiry scans nothing: every swarm with peers is in one of 16 sorted sets
+// (the expiry index, spread over the cluster's slots), scored no later
+// than its oldest peer's last announce. A reaper takes the swarms whose
+// score is older than the peer lifetime out of the index (a swarm another
+// reaper took is skipped), removes their expired peers in batches, and
+// puts back those that still have peers, scored by their oldest.
+//
+// Parameters ("tracker.params"):
+//
+//	{"addr": "127.0.0.1:6379"}       one Redis server
+//	{"addrs": ["host:port", ...]}    or a Redis Cluster: some of its nodes
+//	{"password": ""}                 AUTH password
+//	{"db": 0}                        database (one server only)
+//	{"pool_size": 0}                 connections per server (0: 10 per CPU)
+//	{"timeout": "1s"}                the longest an announce waits on Redis
+//	{"key_prefix": "chihaya:"}       prefix of every key, so that one Redis
+//	                                 can serve several trackers
+package redis
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/chihaya/chihaya/bittorrent"
+	"github.com/chihaya/chihaya/config"
+	"github.com/chihaya/chihaya/tracker"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+func init() { tracker.Register("redis", driver{}) }
+
+type driver struct{}
+
+// Params are the driver's configuration ("tracker.params").
+type Params struct {
+	Addr      string          `json:"addr"`
+	Addrs     []string        `json:"addrs"`
+	Password  string          `json:"password"`
+	DB        int             `json:"db"`
+	PoolSize  int             `json:"pool_size"`
+	Timeout   config.Duration `json:"timeout"`
+	KeyPrefix *string         `json:"key_prefix"`
+}
+
+// Defaults of the parameters.
+const (
+	DefaultAddr      = "127.0.0.1:6379"
+	DefaultTimeout   = time.Second
+	DefaultKeyPrefix = "chihaya:"
+)
+
+// check validates p and fills in the defaults.
+func (p *Params) check() error {
+	const at = "tracker.params: "
+	if p.Addr != "" && len(p.Addrs) > 0 {
+		return errors.New(at + "addr and addrs: give one (addr for one server, addrs for a cluster's nodes)")
+	}
+	if p.Addr == "" && len(p.Addrs) == 0 {
+		p.Addr = DefaultAddr
+	}
+	for k, a := range append([]string{p.Addr}, p.Addrs...) {
+		if a == "" && k == 0 {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+			key := "addr"
+			if k > 0 {
+				key = fmt.Sprintf("addrs[%d]", k-1)
+			}
+			return fmt.Errorf(at+"%s: %q is not host:port", key, a)
+		}
+	}
+	if p.DB < 0 {
+		return fmt.Errorf(at+"db: %d is negative", p.DB)
+	}
+	if p.DB != 0 && len(p.Addrs) > 0 {
+		return errors.New(at + "db: a Redis Cluster has database 0 only")
+	}
+	if p.PoolSize < 0 {
+		return fmt.Errorf(at+"pool_size: %d is negative", p.PoolSize)
+	}
+	if p.Timeout.Duration == 0 {
+		p.Timeout.Duration = DefaultTimeout
+	}
+	if p.Timeout.Duration < 0 {
+		return fmt.Errorf(at+"timeout: %v is negative", p.Timeout.Duration)
+	}
+	if p.KeyPrefix == nil {
+		s := DefaultKeyPrefix
+		p.KeyPrefix = &s
+	}
+	if strings.ContainsAny(*p.KeyPrefix, "{}") {
+		return fmt.Errorf(at+"key_prefix: %q has a brace, which would break the keys' cluster hash tags", *p.KeyPrefix)
+	}
+	return nil
+}
+
+// where names the servers of p, for errors.
+func (p *Params) where() string {
+	if len(p.Addrs) > 0 {
+		return "addrs " + strings.Join(p.Addrs, ",")
+	}
+	return "addr " + p.Addr
+}
+
+// Open connects to Redis and checks it answers, within the timeout.
+func (driver) Open(opts tracker.Options) (tracker.Pool, error) {
+	var p Params
+	if err := config.DecodeParams("tracker.params", opts.Params, &p); err != nil {
+		return nil, err
+	}
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	return open(p, opts)
+}
+
+// Store is a swarm store in Redis, and its own Pool.
+type Store struct {
+	client  goredis.UniversalClient
+	cluster bool
+	p       Params
+	opts    tracker.Options
+	prefix  string
+	index   [indexKeys]string // the expiry index's keys
+	dual    bool
+	private bool
+	metrics *metrics
+}
+
+func open(p Params, opts tracker.Options) (*Store, error) {
+	s := &Store{p: p, opts: opts, prefix: *p.KeyPrefix, dual: opts.DualStacked, private: opts.Private, metrics: newMetrics()}
+	t := p.Timeout.Duration
+	if len(p.Addrs) > 0 {
+		s.cluster = true
+		s.client = goredis.NewClusterClient(&goredis.ClusterOptions{
+			Addrs: p.Addrs, Password: p.Password, PoolSize: p.PoolSize,
+			DialTimeout: t, ReadTimeout: t, WriteTimeout: t, PoolTimeout: t,
+			ContextTimeoutEnabled: true,
+			DisableIdentity:       true,
+		})
+	} else {
+		s.client = goredis.NewClient(&goredis.Options{
+			Addr: p.Addr, Password: p.Password, DB: p.DB, PoolSize: p.PoolSize,
+			DialTimeout: t, ReadTimeout: t, WriteTimeout: t, PoolTimeout: t,
+			ContextTimeoutEnabled: true,
+			DisableIdentity:       true,
+		})
+	}
+	for k := range s.index {
+		s.index[k] = s.prefix + "expiry{" + indexTag(k) + "}"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), t)
+	defer cancel()
+	if err := s.Check(ctx); err != nil {
+		s.client.Close()
+		return nil, fmt.Errorf("tracker.params: %s: %w", p.where(), err)
+	}
+	if !s.cluster {
+		info, err := s.client.Info(ctx, "cluster").Result()
+		if err == nil && strings.Contains(info, "cluster_enabled:1") {
+			s.client.Close()
+			return nil, fmt.Errorf("tracker.params: addr %s is a node of a Redis Cluster: give the cluster's nodes as addrs", p.Addr)
+		}
+	}
+	if err := s.load(ctx); err != nil {
+		s.client.Close()
+		return nil, fmt.Errorf("tracker.params: %s: loading the scripts: %w", p.where(), err)
+	}
+	return s, nil
+}
+
+// Check reports whether every Redis server of the store answers, as
+// tracker.Checker asks.
+func (s *Store) Check(ctx context.Context) error {
+	if c, ok := s.client.(*goredis.ClusterClient); ok {
+		return c.ForEachShard(ctx, func(ctx context.Context, n *goredis.Client) error {
+			return n.Ping(ctx).Err()
+		})
+	}
+	return s.client.Ping(ctx).Err()
+}
+
+// Get returns a connection: the store itself, which allocates nothing.
+// Every call of it borrows a Redis connection from the client's pool.
+func (s *Store) Get() (tracker.Conn, error) { return (*conn)(s), nil }
+
+// Close closes the client's connections. The data stays in Redis.
+func (s *Store) Close() error { return s.client.Close() }
+
+// conn is the store's tracker.Conn.
+type conn Store
+
+func (c *conn) Close() error { return nil }
+
+func (c *conn) Announce(ctx context.Context, a *tracker.Announce, u tracker.Update, resp *tracker.AnnounceResponse) error {
+	return (*Store)(c).Announce(ctx, a, u, resp)
+}
+
+func (c *conn) Scrape(ctx context.Context, hashes []bittorrent.InfoHash, out []tracker.Scrape) ([]tracker.Scrape, error) {
+	return (*Store)(c).Scrape(ctx, hashes, out)
+}
+
+func (c *conn) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (tracker.Purged, error) {
+	return (*Store)(c).Purge(ctx, before, purgeEmpty)
+}
+
+// swarmKeys returns the keys of the swarm h: its hash, IPv4 set and IPv6
+// set (see scripts.go).
+func (s *Store) swarmKeys(h *bittorrent.InfoHash) [3]string {
+	var b [128]byte
+	k := copy(b[:], s.prefix)
+	b[k] = '{'
+	k++
+	k += hex.Encode(b[k:], h[:])
+	b[k] = '}'
+	base := string(b[:k+1])
+	return [3]string{base, base + "4", base + "6"}
+}
+
+// indexKey returns the expiry index key of swarm h.
+func (s *Store) indexKey(h *bittorrent.InfoHash) string { return s.index[h[0]%indexKeys] }
+
+// Options bits of announceScript.
+const (
+	optDual = 1 << iota
+	optRespectAF
+	optPurgeEmpty
+	optIDs
+)
+
+// Announce applies an announce, as tracker.Conn's Announce does.
+func (s *Store) Announce(ctx context.Context, a *tracker.Announce, u tracker.Update, resp *tracker.AnnounceResponse) error {
+	ctx, cancel := context.WithTimeout(ctx, s.p.Timeout.Duration)
+	defer cancel()
+	keys := s.swarmKeys(&a.InfoHash)
+	v6 := a.Addr.Is6()
+	var packed [bittorrent.PackedIPv6]byte
+	fam, n := "4", bittorrent.PackedIPv4
+	if v6 {
+		fam, n = "6", bittorrent.PackedIPv6
+		a16 := a.Addr.As16()
+		copy(packed[:], a16[:])
+	} else {
+		a4 := a.Addr.As4()
+		copy(packed[:], a4[:])
+	}
+	packed[n-2], packed[n-1] = byte(a.Port>>8), byte(a.Port)
+	uid := ""
+	if s.private {
+		uid = string([]byte{byte(u.UserID >> 24), byte(u.UserID >> 16), byte(u.UserID >> 8), byte(u.UserID)})
+	}
+	opts := 0
+	if s.dual {
+		opts |= optDual
+	}
+	if s.opts.RespectAF {
+		opts |= optRespectAF
+	}
+	if u.PurgeEmpty {
+		opts |= optPurgeEmpty
+	}
+	if a.PeerIDs {
+		opts |= optIDs
+	}
+	seeder := "0"
+	if a.Seeder() {
+		seeder = "1"
+	}
+	want := u.Want
+	if u.Event == bittorrent.Stopped {
+		want = 0
+	}
+	scriptKeys := keys[:]
+	if !s.cluster {
+		scriptKeys = append(scriptKeys[:3:3], s.indexKey(&a.InfoHash))
+	}
+	start := time.Now()
+	res, err := s.run(ctx, announce, scriptKeys,
+		string(a.PeerID[:]), fam, string(packed[:n]), seeder, int(u.Event), a.When().Unix(),
+		want, uid, opts, s.opts.PreferredSubnet(v6), rand.Uint32(), rand.Uint32(), string(a.InfoHash[:]))
+	s.metrics.observe(opAnnounce, start, err)
+	if err != nil {
+		return fmt.Errorf("redis: announce: %w", err)
+	}
+	r, ok := res.([]any)
+	if !ok || len(r) != 9 {
+		return fmt.Errorf("redis: announce: unexpected reply %T", res)
+	}
+	resp.Change = bittorrent.Change(toInt(r[0]))
+	resp.Complete, resp.Incomplete, resp.Downloaded = toInt(r[1]), toInt(r[2]), toInt(r[3])
+	resp.Peers4 = append(resp.Peers4, toStr(r[5])...)
+	resp.IDs4 = append(resp.IDs4, toStr(r[6])...)
+	resp.Peers6 = append(resp.Peers6, toStr(r[7])...)
+	resp.IDs6 = append(resp.IDs6, toStr(r[8])...)
+	if toInt(r[4]) == 1 {
+		// On a cluster the index is on another slot than the swarm: put
+		// the swarm in it now that it has a peer. (On one server the
+		// script did.)
+		start := time.Now()
+		err := s.client.ZAddNX(ctx, s.indexKey(&a.InfoHash), goredis.Z{Score: float64(a.When().Unix()), Member: string(a.InfoHash[:])}).Err()
+		s.metrics.observe(opIndex, start, err)
+		if err != nil {
+			return fmt.Errorf("redis: announce: indexing the swarm for expiry: %w", err)
+		}
+	}
+	return nil
+}
+
+func toInt(v any) int {
+	n, _ := v.(int64)
+	return int(n)
+}
+
+func toStr(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// Scrape appends the figures of each hash to out, as tracker.Conn's Scrape
+// does: one pipeline of HMGETs.
+func (s *Store) Scrape(ctx context.Context, hashes []bittorrent.InfoHash, out []tracker.Scrape) ([]tracker.Scrape, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.p.Timeout.Duration)
+	defer cancel()
+	start := time.Now()
+	pipe := s.client.Pipeline()
+	cmds := make([]*goredis.SliceCmd, len(hashes))
+	for i := range hashes {
+		cmds[i] = pipe.HMGet(ctx, s.swarmKeys(&hashes[i])[0], "c", "i", "d")
+	}
+	_, err := pipe.Exec(ctx)
+	s.metrics.observe(opScrape, start, err)
+	if err != nil {
+		return out, fmt.Errorf("redis: scrape: %w", err)
+	}
+	for i, cmd := range cmds {
+		sc := tracker.Scrape{InfoHash: hashes[i]}
+		if v := cmd.Val(); len(v) == 3 {
+			sc.Complete, sc.Incomplete, sc.Downloaded = atoi(v[0]), atoi(v[1]), atoi(v[2])
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+func atoi(v any) int {
+	s, _ := v.(string)
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return n
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n
+}

@@ -1,0 +1,329 @@
+package redis
+
+// The Lua scripts. Each runs atomically in Redis and touches only the keys
+// it is given, which for the swarm scripts all carry the swarm's hash tag,
+// so they run unchanged on one server and on a cluster.
+//
+// A swarm is three keys (see swarmKeys):
+//
+//	P{hex}   hash: one field per peer_id, its record; and the swarm's
+//	         counts, "c" (complete), "i" (incomplete), "d" (downloaded).
+//	         The swarm exists while "d" does.
+//	P{hex}4  sorted set of the swarm's IPv4 peer_ids, scored by last
+//	         announce (Unix seconds), plus 2^32 for a seeder: leechers
+//	         come first, each half oldest first.
+//	P{hex}6  the same for IPv6.
+//
+// A record is one byte of flags (1: in IPv4, 2: IPv4 seeder, 4: in IPv6,
+// 8: IPv6 seeder, 16: counted as a download), then the packed IPv4
+// address and port if in IPv4, the packed IPv6 address and port if in
+// IPv6, then, in a private store, the user id (4 bytes). One peer_id has
+// one record whatever its families, so a dual-stacked peer's two
+// addresses are found, counted and skipped together.
+
+// common is the part of the swarm scripts both use.
+const common = `
+local SEED = 4294967296
+local band = bit.band
+
+-- decode splits a record into its flags, IPv4 and IPv6 addresses and uid.
+local function decode(rec)
+  if not rec then return 0, nil, nil, '' end
+  local f = string.byte(rec, 1)
+  local p = 2
+  local a4, a6
+  if band(f, 1) ~= 0 then a4 = string.sub(rec, p, p + 5); p = p + 6 end
+  if band(f, 4) ~= 0 then a6 = string.sub(rec, p, p + 17); p = p + 18 end
+  return f, a4, a6, string.sub(rec, p)
+end
+
+local function encode(f, a4, a6, uid)
+  local rec = string.char(f)
+  if band(f, 1) ~= 0 then rec = rec .. a4 end
+  if band(f, 4) ~= 0 then rec = rec .. a6 end
+  return rec .. uid
+end
+
+-- contrib is what a record adds to the counts: seeders, leechers. A
+-- dual-stacked peer is one peer, in the role of its IPv4 record.
+local function contrib(f, dual)
+  local in4, in6 = band(f, 1) ~= 0, band(f, 4) ~= 0
+  local s4, s6 = band(f, 2) ~= 0, band(f, 8) ~= 0
+  if dual then
+    if in4 then if s4 then return 1, 0 end return 0, 1 end
+    if in6 then if s6 then return 1, 0 end return 0, 1 end
+    return 0, 0
+  end
+  local s, l = 0, 0
+  if in4 then if s4 then s = s + 1 else l = l + 1 end end
+  if in6 then if s6 then s = s + 1 else l = l + 1 end end
+  return s, l
+end
+`
+
+// announceScript applies one announce and picks the peers to hand out.
+//
+// KEYS: the swarm's hash, IPv4 set, IPv6 set, and, on a single server,
+// the swarm's expiry index.
+// ARGV: peer_id, family ("4" or "6"), packed address and port, seeder
+// ("1"/"0"), event (bittorrent.Event), now (Unix seconds), want, user id
+// (4 bytes, "" in a public store), options (1: dual-stacked, 2:
+// respect_af, 4: purge an emptied swarm, 8: hand out peer_ids),
+// preferred prefix length for the family (0: none), two random numbers,
+// the info_hash (the index's member).
+//
+// Returns change, complete, incomplete, downloaded, whether the swarm
+// must be put in the expiry index (it had no peers, and no index key was
+// given), packed IPv4 peers, their ids, packed IPv6 peers, their ids.
+const announceScript = common + `
+local h, pid, fam, addr = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local seeder, event, now = ARGV[4] == '1', tonumber(ARGV[5]), tonumber(ARGV[6])
+local want, uid, opts = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
+local dual, respectAF = band(opts, 1) ~= 0, band(opts, 2) ~= 0
+local purgeEmpty, wantIDs = band(opts, 4) ~= 0, band(opts, 8) ~= 0
+local v4 = fam == '4'
+local IN, SD = 1, 2
+local zf, zo = KEYS[2], KEYS[3]
+if not v4 then IN, SD, zf, zo = 4, 8, KEYS[3], KEYS[2] end
+
+local r = redis.call('HMGET', h, pid, 'c', 'i', 'd')
+local rec, c, i, d = r[1], tonumber(r[2]) or 0, tonumber(r[3]) or 0, r[4]
+local exists = d ~= false
+d = tonumber(d) or 0
+local f0, a4, a6, ruid = decode(rec)
+local had = band(f0, IN) ~= 0
+local change = 0
+if had and band(f0, SD) ~= 0 then change = change + 4 end -- SeederBefore
+local s0, l0 = contrib(f0, dual)
+
+if event == 3 then -- Stopped
+  if not had then return {change, c, i, d, 0, '', '', '', ''} end
+  local f1 = f0 - band(f0, IN + SD)
+  redis.call('ZREM', zf, pid)
+  if v4 then a4 = nil else a6 = nil end
+  local s1, l1 = contrib(f1, dual)
+  c, i = c + s1 - s0, i + l1 - l0
+  change = change + 2 -- PeerRemoved
+  if purgeEmpty and c + i == 0 then
+    redis.call('DEL', h, KEYS[2], KEYS[3])
+    return {change + 64, c, i, d, 0, '', '', '', ''} -- SwarmRemoved
+  end
+  if band(f1, 5) == 0 then
+    redis.call('HDEL', h, pid)
+    redis.call('HSET', h, 'c', c, 'i', i)
+  else
+    redis.call('HSET', h, pid, encode(f1, a4, a6, ruid), 'c', c, 'i', i)
+  end
+  return {change, c, i, d, 0, '', '', '', ''}
+end
+
+local peerless = c + i == 0
+if not exists then change = change + 32 end -- SwarmAdded
+if not had then change = change + 1 end -- PeerAdded
+local f1 = f0 - band(f0, SD)
+if not had then f1 = f1 + IN end
+local score = now
+if seeder then f1, score, change = f1 + SD, now + SEED, change + 8 end -- SeederAfter
+if v4 then a4 = addr else a6 = addr end
+if event == 1 and band(f1, 16) == 0 then -- Completed, the peer's first
+  f1, d, change = f1 + 16, d + 1, change + 16 -- Snatched
+end
+local s1, l1 = contrib(f1, dual)
+c, i = c + s1 - s0, i + l1 - l0
+redis.call('ZADD', zf, score, pid)
+redis.call('HSET', h, pid, encode(f1, a4, a6, uid), 'c', c, 'i', i, 'd', d)
+local index = 0
+if peerless then
+  if KEYS[4] then redis.call('ZADD', KEYS[4], 'NX', now, ARGV[13]) else index = 1 end
+end
+if want <= 0 then return {change, c, i, d, index, '', '', '', ''} end
+
+-- Peer selection: from a random rank on, as the memory store walks its
+-- lists; a seeder gets leechers only (the ranks below the first seeder's).
+local out = {{}, {}, {}, {}} -- IPv4 peers, their ids, IPv6 peers, their ids
+local n = 0
+local checkUID = uid ~= '' and uid ~= '\0\0\0\0'
+local bits = tonumber(ARGV[10])
+
+-- accept returns the packed address of candidate id for family fam4, or
+-- nil if the announcer must not get it.
+local function accept(id, crec, fam4, other)
+  if id == pid or not crec then return nil end
+  local cf, c4, c6, cuid = decode(crec)
+  if checkUID and cuid == uid then return nil end
+  -- A dual-stacked peer was offered by the announcer's own family.
+  if other and dual and band(cf, IN) ~= 0 then return nil end
+  if fam4 then return c4 end
+  return c6
+end
+
+local function put(fam4, id, a)
+  local k = 1
+  if not fam4 then k = 3 end
+  table.insert(out[k], a)
+  if wantIDs then table.insert(out[k + 1], id) end
+  n = n + 1
+end
+
+-- candidates calls fn with the candidates of ranks [lo, lo+span) of z, from
+-- rank lo+start on, wrapping, up to limit of them, until fn returns true.
+local function candidates(z, lo, span, start, limit, fn)
+  local seen = 0
+  while seen < limit do
+    local pos = (start + seen) % span
+    local cnt = math.min(limit - seen, span - pos, want - n + 16)
+    local ids = redis.call('ZRANGE', z, lo + pos, lo + pos + cnt - 1)
+    if #ids == 0 then return end
+    local recs = redis.call('HMGET', h, unpack(ids))
+    for k = 1, #ids do
+      if fn(ids[k], recs[k]) then return end
+    end
+    seen = seen + cnt
+  end
+end
+
+local function span(z)
+  if seeder then return redis.call('ZCOUNT', z, '-inf', '(' .. SEED) end
+  return redis.call('ZCARD', z)
+end
+
+local function sameSubnet(a, b, nbits)
+  local full = math.floor(nbits / 8)
+  if string.sub(a, 1, full) ~= string.sub(b, 1, full) then return false end
+  local rest = nbits % 8
+  if rest == 0 then return true end
+  local div = 2 ^ (8 - rest)
+  return math.floor(string.byte(a, full + 1) / div) == math.floor(string.byte(b, full + 1) / div)
+end
+
+local function walk(z, fam4, other, rnd, prefer)
+  local total = span(z)
+  if total == 0 or n >= want then return end
+  local start = rnd % total
+  if prefer == 0 then
+    candidates(z, 0, total, start, total, function(id, crec)
+      local a = accept(id, crec, fam4, other)
+      if a then put(fam4, id, a) end
+      return n >= want
+    end)
+    return
+  end
+  -- Preferred subnet: the subnet's peers among the first 1000 examined
+  -- come first, then the others.
+  local alen = 4
+  if not fam4 then alen = 16 end
+  local mine = string.sub(addr, 1, alen)
+  local rest = {}
+  candidates(z, 0, total, start, math.min(total, 1000), function(id, crec)
+    local a = accept(id, crec, fam4, other)
+    if a then
+      if sameSubnet(a, mine, prefer) then
+        put(fam4, id, a)
+      else
+        table.insert(rest, {id, a})
+      end
+    end
+    return n >= want
+  end)
+  for k = 1, #rest do
+    if n >= want then break end
+    put(fam4, rest[k][1], rest[k][2])
+  end
+end
+
+walk(zf, v4, false, tonumber(ARGV[11]), bits)
+if not respectAF then walk(zo, not v4, true, tonumber(ARGV[12]), 0) end
+return {change, c, i, d, index,
+  table.concat(out[1]), table.concat(out[2]), table.concat(out[3]), table.concat(out[4])}
+`
+
+// purgeScript removes a swarm's peers last seen before a time, at most a
+// batch of them.
+//
+// KEYS: the swarm's hash, IPv4 set, IPv6 set.
+// ARGV: the cutoff (Unix seconds: peers seen before it go), whether to
+// remove a swarm left without peers ("1"/"0"), the most peers to remove,
+// whether peers are dual-stacked ("1"/"0").
+//
+// Returns IPv4 peers removed, the seeders among them, the same for IPv6,
+// whether the swarm was left without peers (1) and whether it was removed
+// (1), the Unix time of its oldest remaining peer (-1: none), and whether
+// expired peers remain (1: the batch was full).
+const purgeScript = common + `
+local h, z4, z6 = KEYS[1], KEYS[2], KEYS[3]
+local cutoff, purgeEmpty = tonumber(ARGV[1]), ARGV[2] == '1'
+local budget, dual = tonumber(ARGV[3]), ARGV[4] == '1'
+local r = redis.call('HMGET', h, 'c', 'i', 'd')
+if not r[3] then return {0, 0, 0, 0, 0, 0, -1, 0} end
+local c, i = tonumber(r[1]) or 0, tonumber(r[2]) or 0
+local had = c + i > 0
+local res = {0, 0, 0, 0}
+local left = budget
+for k, z in ipairs({z4, z6}) do
+  local IN, SD = 1, 2
+  if k == 2 then IN, SD = 4, 8 end
+  for role = 0, 1 do
+    if left > 0 then
+      local ids = redis.call('ZRANGEBYSCORE', z, role * SEED, '(' .. (role * SEED + cutoff), 'LIMIT', 0, left)
+      if #ids > 0 then
+        local recs = redis.call('HMGET', h, unpack(ids))
+        for j = 1, #ids do
+          local f0, a4, a6, uid = decode(recs[j])
+          local s0, l0 = contrib(f0, dual)
+          local f1 = f0 - band(f0, IN + SD)
+          local s1, l1 = contrib(f1, dual)
+          c, i = c + s1 - s0, i + l1 - l0
+          if band(f1, 5) == 0 then
+            redis.call('HDEL', h, ids[j])
+          elseif recs[j] then
+            redis.call('HSET', h, ids[j], encode(f1, a4, a6, uid))
+          end
+          res[2 * k - 1] = res[2 * k - 1] + 1
+          if role == 1 then res[2 * k] = res[2 * k] + 1 end
+        end
+        redis.call('ZREM', z, unpack(ids))
+        left = left - #ids
+      end
+    end
+  end
+end
+local emptied, removed = 0, 0
+if c + i == 0 then
+  if had then emptied = 1 end
+  if purgeEmpty then
+    redis.call('DEL', h, z4, z6)
+    return {res[1], res[2], res[3], res[4], emptied, 1, -1, 0}
+  end
+end
+redis.call('HSET', h, 'c', c, 'i', i)
+local oldest = -1
+for _, z in ipairs({z4, z6}) do
+  for role = 0, 1 do
+    local first = redis.call('ZRANGEBYSCORE', z, role * SEED, '(' .. ((role + 1) * SEED), 'WITHSCORES', 'LIMIT', 0, 1)
+    if #first == 2 then
+      local t = tonumber(first[2]) - role * SEED
+      if oldest < 0 or t < oldest then oldest = t end
+    end
+  end
+end
+local more = 0
+if left == 0 then more = 1 end
+return {res[1], res[2], res[3], res[4], emptied, removed, oldest, more}
+`
+
+// claimScript takes swarms out of an expiry index for one reaper: each
+// member whose score is still the one the reaper read is removed and
+// returned; one another reaper took or re-scored is left alone.
+//
+// KEYS: the index. ARGV: member, score, member, score, ...
+const claimScript = `
+local out = {}
+for k = 1, #ARGV, 2 do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[k])
+  if s and tonumber(s) == tonumber(ARGV[k + 1]) then
+    redis.call('ZREM', KEYS[1], ARGV[k])
+    table.insert(out, ARGV[k])
+  end
+end
+return out
+`
