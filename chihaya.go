@@ -39,6 +39,7 @@ import (
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 	_ "github.com/chihaya/chihaya/tracker/memory" // the default store
+	"github.com/chihaya/chihaya/udp"
 	"github.com/golang/glog"
 )
 
@@ -129,17 +130,23 @@ func peering(cfg *config.Config) tracker.Peering {
 	return p
 }
 
-// Listening tells a caller of Run where the listeners are (the admin one is
-// nil when disabled), once both accept connections.
-type Listening func(public, admin net.Addr)
+// Addrs are where the daemon serves: the public HTTP listener, the admin
+// listener and the UDP socket. Admin and UDP are nil when turned off.
+type Addrs struct {
+	Public, Admin, UDP net.Addr
+}
+
+// Listening tells a caller of Run where the daemon serves, once every
+// listener accepts connections.
+type Listening func(Addrs)
 
 // Run opens the drivers cfg names and serves until ctx is done, then drains
 // requests in flight and closes the drivers. An error opening anything is
 // returned before any listener accepts a connection.
 //
-// Under systemd (socket activation) Run serves on the sockets named
-// "public" and "admin" that it was passed instead of listening on addr and
-// admin_addr, and it notifies readiness and shutdown to $NOTIFY_SOCKET.
+// Under systemd (socket activation) Run serves on the sockets it was passed
+// (see internal/systemd) instead of listening on addr, admin_addr and
+// udp_addr, and it notifies readiness and shutdown to $NOTIFY_SOCKET.
 func Run(ctx context.Context, cfg *config.Config, listening Listening) error {
 	return run(ctx, cfg, listening, runOptions{})
 }
@@ -186,28 +193,46 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 	pub, adm := socks.Public, socks.Admin
 	srv := http.NewServer(tkr, st)
 	admin := http.NewAdmin(tkr, st)
+	udpSrv, err := udp.NewServer(cfg, tkr, st)
+	if err != nil {
+		socks.Close()
+		return err
+	}
 
 	reaperCtx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
 	go tkr.RunReaper(reaperCtx)
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 2+len(socks.UDP))
 	go func() { errc <- srv.Serve(pub) }()
-	glog.Infof("serving announces on %s", pub.Addr())
-	var adminAddr net.Addr
+	addrs := Addrs{Public: pub.Addr()}
+	status := "serving announces on " + pub.Addr().String()
+	glog.Info(status)
+	for _, c := range socks.UDP {
+		go func() {
+			if err := udpSrv.Serve(c); err != nil {
+				errc <- fmt.Errorf("udp: %w", err)
+			}
+		}()
+	}
+	if len(socks.UDP) > 0 {
+		addrs.UDP = socks.UDP[0].LocalAddr()
+		glog.Infof("serving UDP announces on %s (%d sockets)", addrs.UDP, len(socks.UDP))
+		status += " and udp://" + addrs.UDP.String()
+	}
 	if adm != nil {
 		go func() {
 			if err := admin.Serve(adm); err != nil {
 				errc <- fmt.Errorf("admin: %w", err)
 			}
 		}()
-		adminAddr = adm.Addr()
-		glog.Infof("serving admin on %s", adminAddr)
+		addrs.Admin = adm.Addr()
+		glog.Infof("serving admin on %s", addrs.Admin)
 	}
 	if listening != nil {
-		listening(pub.Addr(), adminAddr)
+		listening(addrs)
 	}
-	notify(systemd.Ready + "\nSTATUS=serving announces on " + pub.Addr().String())
+	notify(systemd.Ready + "\nSTATUS=" + status)
 
 	if opts.hup != nil || opts.usr1 != nil {
 		go func() {
@@ -236,16 +261,21 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 	admin.Drain() // health checks fail first, so load balancers look elsewhere
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), tkr.Config().ShutdownTimeout.Duration)
 	defer cancel()
+	udpDone := make(chan error, 1)
+	go func() { udpDone <- udpSrv.Shutdown(shutdownCtx) }()
 	if serr := srv.Shutdown(shutdownCtx); serr != nil && err == nil {
 		err = fmt.Errorf("shutdown: %w", serr)
+	}
+	if serr := <-udpDone; serr != nil && err == nil {
+		err = fmt.Errorf("shutdown: udp: %w", serr)
 	}
 	admin.Shutdown(shutdownCtx)
 	return err
 }
 
 // listen returns the sockets to serve on: those systemd passed, if it
-// passed them, and new ones on addr and admin_addr for the rest. Admin is
-// nil when admin_addr is empty.
+// passed them, and new ones on addr, admin_addr and udp_addr for the rest.
+// Admin is nil when admin_addr is empty, UDP when udp_addr is.
 func listen(cfg *config.Config) (*systemd.Sockets, error) {
 	socks, err := systemd.Listeners()
 	if err != nil {
@@ -271,6 +301,21 @@ func listen(cfg *config.Config) (*systemd.Sockets, error) {
 		if socks.Admin, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 			socks.Close()
 			return nil, fmt.Errorf("admin_addr: %w", err)
+		}
+	}
+	switch {
+	case len(socks.UDP) > 0 && cfg.UDPAddr == "":
+		glog.Warningf("udp_addr is empty: not serving the UDP socket systemd passed (%s)", socks.UDP[0].LocalAddr())
+		for _, c := range socks.UDP {
+			c.Close()
+		}
+		socks.UDP = nil
+	case len(socks.UDP) > 0:
+		glog.Infof("udp_addr: serving on the socket systemd passed (%s)", socks.UDP[0].LocalAddr())
+	case cfg.UDPAddr != "":
+		if socks.UDP, err = udp.Listen(cfg.UDPAddr); err != nil {
+			socks.Close()
+			return nil, err // udp.Listen names the key
 		}
 	}
 	return socks, nil

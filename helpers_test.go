@@ -82,10 +82,10 @@ func start(t *testing.T, mutate func(*config.Config)) (public, admin string) {
 	ready := make(chan [2]string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, cfg, func(p, a net.Addr) {
-			addrs := [2]string{p.String()}
-			if a != nil {
-				addrs[1] = a.String()
+		done <- Run(ctx, cfg, func(a Addrs) {
+			addrs := [2]string{a.Public.String()}
+			if a.Admin != nil {
+				addrs[1] = a.Admin.String()
 			}
 			ready <- addrs
 		})

@@ -167,7 +167,7 @@ func TestSIGUSR1ReloadsTheSite(t *testing.T) {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, cfg, func(net.Addr, net.Addr) { close(ready) }, runOptions{usr1: usr1})
+		done <- run(ctx, cfg, func(Addrs) { close(ready) }, runOptions{usr1: usr1})
 	}()
 	select {
 	case <-ready:

@@ -24,7 +24,7 @@ func TestNotifyReadyAndStopping(t *testing.T) {
 	defer cancel()
 	listening := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, func(p, _ net.Addr) { listening <- p }) }()
+	go func() { done <- Run(ctx, cfg, func(a Addrs) { listening <- a.Public }) }()
 	ready := expectNotify(t, sock, "READY=1")
 	addr := <-listening
 	if !strings.Contains(ready, "STATUS=serving announces on "+addr.String()) {
@@ -56,28 +56,52 @@ func passedSocket(t *testing.T) (*os.File, string) {
 	return f, addr
 }
 
-// TestSocketActivation starts the built binary as systemd would for a
-// socket unit with two sockets (FileDescriptorName=public and admin): it
-// serves on them, not on the configured addresses (which cannot be bound
-// here), and a restart on the same sockets loses no connection: those made
-// while no daemon runs, or while the next one starts, are queued by the
-// kernel and served by the next daemon.
+// passedUDPSocket opens a UDP socket on loopback, as systemd would for a
+// ListenDatagram= line, and returns a file holding it, and a client
+// socket connected to it.
+func passedUDPSocket(t *testing.T) (*os.File, *net.UDPConn) {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close() // f is a duplicate: the socket stays open
+	client, err := net.DialUDP("udp4", nil, c.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close(); client.Close() })
+	return f, client
+}
+
+// TestSocketActivation starts the built binary as systemd would for the
+// shipped units: chihaya.socket's stream and datagram sockets, both named
+// "public", and chihaya-admin.socket's. It serves on them, not on the
+// configured addresses (which cannot be bound here), and a restart on the
+// same sockets loses no connection and no UDP request: those made while
+// no daemon runs, or while the next one starts, are queued by the kernel
+// and served by the next daemon.
 func TestSocketActivation(t *testing.T) {
 	sock := notifySocket(t)
 	pubFile, pubAddr := passedSocket(t)
 	admFile, admAddr := passedSocket(t)
+	udpFile, udpClient := passedUDPSocket(t)
 	cfgPath := filepath.Join(t.TempDir(), "config.json")
 	// TEST-NET addresses: binding them fails, so serving proves the passed
 	// sockets are used.
-	os.WriteFile(cfgPath, []byte(`{"addr": "192.0.2.1:6881", "admin_addr": "192.0.2.1:6880"}`), 0o644)
+	os.WriteFile(cfgPath, []byte(`{"addr": "192.0.2.1:6881", "admin_addr": "192.0.2.1:6880", "udp_addr": "192.0.2.1:6881"}`), 0o644)
 
 	activated := func() *process {
 		t.Helper()
 		// systemd sets LISTEN_PID to the service's pid after forking; a
 		// shell that execs the daemon has the daemon's pid.
 		cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, daemonBinary(t), "-config", cfgPath)
-		cmd.ExtraFiles = []*os.File{pubFile, admFile} // descriptors 3 and 4
-		cmd.Env = daemonEnv("LISTEN_FDS=2", "LISTEN_FDNAMES=public:admin")
+		cmd.ExtraFiles = []*os.File{pubFile, udpFile, admFile} // descriptors 3, 4 and 5
+		cmd.Env = daemonEnv("LISTEN_FDS=3", "LISTEN_FDNAMES=public:public:admin")
 		return startProcess(t, cmd)
 	}
 
@@ -90,11 +114,22 @@ func TestSocketActivation(t *testing.T) {
 	if resp := rawGet(t, admAddr, "GET /check HTTP/1.0\r\n\r\n"); !strings.HasSuffix(resp, "STILL-ALIVE") {
 		t.Errorf("/check on the passed admin socket: %q", resp)
 	}
-	if !strings.Contains(first.log.String(), "addr: serving on the socket systemd passed ("+pubAddr+")") {
-		t.Errorf("log does not say the passed socket is used:\n%s", first.log.String())
+	udpConnect(t, udpClient)
+	for _, want := range []string{
+		"addr: serving on the socket systemd passed (" + pubAddr + ")",
+		"udp_addr: serving on the socket systemd passed (" + udpClient.RemoteAddr().String() + ")",
+	} {
+		if !strings.Contains(first.log.String(), want) {
+			t.Errorf("log does not say %q:\n%s", want, first.log.String())
+		}
 	}
 	first.shutdown(t, syscall.SIGTERM)
 	expectNotify(t, sock, "STOPPING=1")
+	// No daemon runs: a UDP connect waits in the socket's buffer for the
+	// next one.
+	if _, err := udpClient.Write([]byte{0, 0, 0x04, 0x17, 0x27, 0x10, 0x19, 0x80, 0, 0, 0, 0, 9, 9, 9, 9}); err != nil {
+		t.Fatal(err)
+	}
 
 	// No daemon runs: the connection is queued, and so is its request.
 	dial := func() net.Conn {
@@ -130,6 +165,11 @@ func TestSocketActivation(t *testing.T) {
 		if m := decodeBody(t, b.String()); m["complete"] == nil {
 			t.Errorf("queued connection %d: %v", i, m)
 		}
+	}
+	udpClient.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	if n, err := udpClient.Read(buf); err != nil || n != 16 || string(buf[4:8]) != "\x09\x09\x09\x09" {
+		t.Errorf("the UDP connect sent while no daemon ran: answer %x, %v", buf[:n], err)
 	}
 	expectNotify(t, sock, "READY=1")
 }
@@ -190,7 +230,7 @@ func TestSystemdUnits(t *testing.T) {
 		}
 	}
 	for file, want := range map[string]map[string]string{
-		"chihaya.socket":       {"Socket.FileDescriptorName": systemd.Public, "Socket.ListenStream": "6881", "Socket.Service": "chihaya.service"},
+		"chihaya.socket":       {"Socket.FileDescriptorName": systemd.Public, "Socket.ListenStream": "6881", "Socket.ListenDatagram": "6881", "Socket.Service": "chihaya.service"},
 		"chihaya-admin.socket": {"Socket.FileDescriptorName": systemd.Admin, "Socket.ListenStream": "127.0.0.1:6880", "Socket.Service": "chihaya.service"},
 	} {
 		unit := unitFile(t, "dist/systemd/"+file)
@@ -235,7 +275,7 @@ func TestSystemdSocketActivate(t *testing.T) {
 	activate := needProgram(t, "systemd-socket-activate", "systemd")
 	sock := notifySocket(t)
 	cfgPath := filepath.Join(t.TempDir(), "config.json")
-	os.WriteFile(cfgPath, []byte(`{"addr": "192.0.2.1:6881", "admin_addr": "192.0.2.1:6880"}`), 0o644)
+	os.WriteFile(cfgPath, []byte(`{"addr": "192.0.2.1:6881", "admin_addr": "192.0.2.1:6880", "udp_addr": ""}`), 0o644)
 	pub, adm := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cmd := exec.Command(activate, "-l", pub, "-l", adm, "--fdname=public:admin", "-E", "NOTIFY_SOCKET", daemonBinary(t), "-config", cfgPath)
 	cmd.Env = daemonEnv()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -36,7 +35,7 @@ func TestDaemonWithGazelle(t *testing.T) {
 	ready := make(chan [2]string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- chihaya.Run(ctx, cfg, func(p, a net.Addr) { ready <- [2]string{p.String(), a.String()} })
+		done <- chihaya.Run(ctx, cfg, func(a chihaya.Addrs) { ready <- [2]string{a.Public.String(), a.Admin.String()} })
 	}()
 	var public, admin string
 	select {
