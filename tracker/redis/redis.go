@@ -40,10 +40,14 @@ import (
 	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/tracker"
+	"github.com/golang/glog"
 	goredis "github.com/redis/go-redis/v9"
 )
 
-func init() { tracker.Register("redis", driver{}) }
+func init() {
+	tracker.Register("redis", driver{})
+	goredis.SetLogger(glogLogger{})
+}
 
 type driver struct{}
 
@@ -369,4 +373,15 @@ func atoi(v any) int {
 		n = n*10 + int(s[i]-'0')
 	}
 	return n
+}
+
+// glogLogger sends go-redis's own complaints (failed dials, mostly) to
+// glog at verbosity 1: the errors that matter reach the tracker as the
+// errors of its requests, and are counted in the metrics.
+type glogLogger struct{}
+
+func (glogLogger) Printf(_ context.Context, format string, v ...any) {
+	if glog.V(1) {
+		glog.InfoDepth(2, fmt.Sprintf(format, v...))
+	}
 }
