@@ -363,7 +363,9 @@ func TestClusterNodeKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	defer func() { t.Logf("%d of %d announces failed with a master down; all swarms served %v after the cluster was ok again", failed, swarms, time.Since(back)) }()
+	defer func() {
+		t.Logf("%d of %d announces failed with a master down; all swarms served %v after the cluster was ok again", failed, swarms, time.Since(back))
+	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for n := 0; n < swarms; {
 		_, err := announceTo(t, s, trackertest.Leecher(trackertest.Hash(n), 9, "10.0.0.9"), 50)
