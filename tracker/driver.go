@@ -63,6 +63,12 @@ type Pool interface {
 	Close() error
 }
 
+// Checker is implemented by a Pool whose store can be out of reach (a
+// server): Check reports whether it answers now, for health checks.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
 // Conn is one connection to a swarm store. Each method is one atomic step
 // on the store, so that a remote store needs one round trip per request and
 // no two announces of a swarm see each other half done.

@@ -41,6 +41,7 @@ import (
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/golang/glog"
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -190,9 +191,17 @@ func open(p Params, opts tracker.Options) (*Store, error) {
 	return s, nil
 }
 
-// Check reports whether every Redis server of the store answers, as
-// tracker.Checker asks.
+// The optional interfaces the store implements.
+var (
+	_ tracker.Checker      = (*Store)(nil)
+	_ prometheus.Collector = (*Store)(nil)
+)
+
+// Check reports whether every Redis server of the store answers within
+// the timeout, as tracker.Checker asks.
 func (s *Store) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.p.Timeout.Duration)
+	defer cancel()
 	if c, ok := s.client.(*goredis.ClusterClient); ok {
 		return c.ForEachShard(ctx, func(ctx context.Context, n *goredis.Client) error {
 			return n.Ping(ctx).Err()
