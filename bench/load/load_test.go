@@ -17,7 +17,7 @@ import (
 // testOptions are the options for target with n peers, checked.
 func testOptions(t *testing.T, target string, mod func(o *options)) *options {
 	t.Helper()
-	o := &options{peers: 100, torrents: 10, numwant: 50, window: 8, conns: 4, mmsg: true, timeout: 2 * time.Second}
+	o := &options{peers: 100, torrents: 10, numwant: 50, window: 8, conns: 4, mmsg: true, timeout: 2 * time.Second, lost: 200 * time.Millisecond}
 	if mod != nil {
 		mod(o)
 	}
@@ -210,8 +210,9 @@ func TestCheck(t *testing.T) {
 		{"http://127.0.0.1:6881", func(o *options) { o.peers = 0 }, "-peers 0"},
 		{"http://127.0.0.1:6881", func(o *options) { o.conns = maxConns + 1 }, "-conns"},
 		{"http://127.0.0.1:6881", func(o *options) { o.timeout = 0 }, "-timeout"},
+		{"udp://127.0.0.1:6881", func(o *options) { o.lost = 0 }, "-lost"},
 	} {
-		o := &options{peers: 10, torrents: 10, window: 1, numwant: 50, timeout: time.Second}
+		o := &options{peers: 10, torrents: 10, window: 1, numwant: 50, timeout: time.Second, lost: time.Second}
 		if tc.mod != nil {
 			tc.mod(o)
 		}

@@ -55,6 +55,7 @@ type options struct {
 	window   int
 	mmsg     bool
 	timeout  time.Duration
+	lost     time.Duration
 }
 
 func main() {
@@ -70,7 +71,8 @@ func main() {
 	flag.IntVar(&o.numwant, "numwant", 50, "numwant of every announce")
 	flag.IntVar(&o.window, "window", 32, "UDP: announces in flight per socket, sent as one batch")
 	flag.BoolVar(&o.mmsg, "mmsg", true, "UDP: send and receive batches with sendmmsg/recvmmsg (Linux)")
-	flag.DurationVar(&o.timeout, "timeout", 5*time.Second, "HTTP: longest wait for an answer (UDP: a tenth of it)")
+	flag.DurationVar(&o.timeout, "timeout", 5*time.Second, "HTTP: longest wait for an answer")
+	flag.DurationVar(&o.lost, "lost", 200*time.Millisecond, "UDP: wait for a batch's answers, after which the rest count as lost")
 	flag.Parse()
 	if err := o.check(*target, *dur, *loadMax); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
@@ -144,13 +146,13 @@ func (o *options) check(target string, dur, loadMax time.Duration) error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"-dur", dur}, {"-load-max", loadMax}, {"-timeout", o.timeout}} {
+	}{{"-dur", dur}, {"-load-max", loadMax}, {"-timeout", o.timeout}, {"-lost", o.lost}} {
 		if d.v < 0 || d.v > maxDuration {
 			return fmt.Errorf("%s %v: must be from 0 to %v", d.name, d.v, maxDuration)
 		}
 	}
-	if o.timeout == 0 {
-		return errors.New("-timeout must be positive")
+	if o.timeout == 0 || o.lost == 0 {
+		return errors.New("-timeout and -lost must be positive")
 	}
 	return nil
 }

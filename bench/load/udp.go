@@ -53,8 +53,8 @@ func (p plainConn) readBatch(bufs [][]byte, sizes []int) (int, error) {
 }
 
 // udpWorker announces over one connected UDP socket, o.window announces at
-// a time: it sends them as one batch and waits for their answers, or for a
-// tenth of o.timeout, before the next batch.
+// a time: it sends them as one batch and waits for their answers, or for
+// o.lost, before the next batch.
 type udpWorker struct {
 	o       *options
 	id      int
@@ -165,7 +165,7 @@ func (w *udpWorker) round(p *phase, t *tally) bool {
 		}
 		sent += k
 	}
-	w.c.SetReadDeadline(start.Add(w.o.timeout / 10))
+	w.c.SetReadDeadline(start.Add(w.o.lost))
 	for left := n; left > 0; {
 		k, err := w.bc.readBatch(w.in, w.sizes)
 		if err != nil {
