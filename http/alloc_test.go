@@ -31,3 +31,34 @@ func TestSteadyStateAnnounceAllocatesNothing(t *testing.T) {
 		t.Errorf("answer %q too short for 50 peers", w.last)
 	}
 }
+
+// TestRateLimitedAnnounceAllocatesNothing: with rate_limit on, an allowed
+// announce still allocates nothing, and neither does a refused one.
+func TestRateLimitedAnnounceAllocatesNothing(t *testing.T) {
+	s := newTestServer(t, limitTo(1e6, 10000))
+	h := s.Handler()
+	for n := range 60 {
+		get(t, s, "10.0.0.1:1", query(ih1, peerID(n), 1000+n, n%2))
+	}
+	req := httptest.NewRequest("GET", query(ih1, peerID(7), 1007, 1, "numwant=50", "compact=1"), nil)
+	req.RemoteAddr = "10.0.0.7:1"
+	w := &discardWriter{h: http.Header{}}
+	h.ServeHTTP(w, req)
+	if n := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, req) }); n != 0 {
+		t.Errorf("an announce under the rate limit allocates %v times", n)
+	}
+	if _, limited := refused(decodeCanonical(t, w.last)); limited || len(w.last) < 50*6 {
+		t.Errorf("answer %q: want 50 peers", w.last)
+	}
+
+	strict := newTestServer(t, limitTo(1.0/3600, 1))
+	h = strict.Handler()
+	h.ServeHTTP(w, req)
+	h.ServeHTTP(w, req)
+	if n := testing.AllocsPerRun(200, func() { h.ServeHTTP(w, req) }); n != 0 {
+		t.Errorf("a refused announce allocates %v times", n)
+	}
+	if retry, limited := refused(decodeCanonical(t, w.last)); !limited || retry != 60 {
+		t.Errorf("answer %q: want a refusal with retry in 60", w.last)
+	}
+}

@@ -43,6 +43,16 @@ func appendFailure(b []byte, reason string) []byte {
 	return append(b, 'e')
 }
 
+// appendRetry writes a failure answer with BEP 31's "retry in": retry in
+// whole minutes, rounded up, and at least one.
+func appendRetry(b []byte, reason string, retry time.Duration) []byte {
+	b = append(b, 'd')
+	b = appendStr(b, "failure reason")
+	b = appendStr(b, reason)
+	b = appendInt(b, "retry in", int64(max(1, (retry+time.Minute-1)/time.Minute)))
+	return append(b, 'e')
+}
+
 // appendAnnounce writes an announce answer, compact (BEP 23, with IPv6 peers
 // in "peers6" as BEP 7 has it) or as a list of dictionaries. external is the
 // announcer's address as the tracker sees it (BEP 24).

@@ -189,6 +189,7 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		n, err := c.Conn.Read(p)
+		c.head.scan(p[:n])
 		if err == nil || !c.rd.early(err) {
 			return n, err
 		}
@@ -202,6 +203,9 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 // Write writes under the wanted write deadline, applied lazily. A
 // deadline that fires early interrupts nothing: the rest is written.
 func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.head.tooLong(p) {
+		return c.writeURITooLong(len(p))
+	}
 	c.wd.active.Add(1)
 	defer c.wd.active.Add(-1)
 	written, force := 0, false

@@ -29,9 +29,13 @@ type drain struct {
 }
 
 // listen wraps l so that accepted connections are tracked and Shutdown can
-// close it first.
-func (d *drain) listen(l net.Listener) net.Listener {
-	dl := &drainListener{Listener: l, drain: d}
+// close it first. At most maxConns accepted connections are open at once
+// (0: no cap).
+func (d *drain) listen(l net.Listener, maxConns int) net.Listener {
+	dl := &drainListener{Listener: l, drain: d, done: make(chan struct{})}
+	if maxConns > 0 {
+		dl.slots = make(chan struct{}, maxConns)
+	}
 	d.mu.Lock()
 	d.listeners = append(d.listeners, dl)
 	d.mu.Unlock()
@@ -76,17 +80,36 @@ func (d *drain) shutdown(ctx context.Context, srv *http.Server) error {
 
 // drainListener is a listener whose Close makes Serve return
 // http.ErrServerClosed, as a graceful shutdown does.
+//
+// It also caps the open connections (max_connections): Accept takes a
+// slot before it accepts, and a connection gives its slot back when it
+// closes. With every slot taken, Accept waits, and new connections queue
+// in the kernel's backlog, to be served as others close: nobody is
+// refused, and a flood of idle connections costs at most the cap's
+// goroutines and buffers.
 type drainListener struct {
 	net.Listener
 	drain     *drain
+	slots     chan struct{} // one value per open connection; nil: no cap
+	done      chan struct{} // closed by Close
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
 
 func (l *drainListener) Accept() (net.Conn, error) {
+	if l.slots != nil {
+		select {
+		case l.slots <- struct{}{}:
+		case <-l.done:
+			return nil, http.ErrServerClosed
+		}
+	}
 	c, err := l.Listener.Accept()
 	if err != nil {
+		if l.slots != nil {
+			<-l.slots
+		}
 		if l.closed.Load() {
 			return nil, http.ErrServerClosed
 		}
@@ -94,7 +117,7 @@ func (l *drainListener) Accept() (net.Conn, error) {
 	}
 	// Busy from the start: Shutdown must not miss a connection accepted
 	// just before the listener closed, whose StateNew is still to come.
-	tc := &trackedConn{Conn: c}
+	tc := &trackedConn{Conn: c, slots: l.slots}
 	tc.busy.Store(true)
 	l.drain.busy.Add(1)
 	return tc, nil
@@ -103,6 +126,7 @@ func (l *drainListener) Accept() (net.Conn, error) {
 func (l *drainListener) Close() error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
+		close(l.done)
 		l.closeErr = l.Listener.Close()
 	})
 	return l.closeErr
@@ -113,8 +137,20 @@ func (l *drainListener) Close() error {
 // request, and each move costs a runtime timer update.
 type trackedConn struct {
 	net.Conn
-	busy   atomic.Bool
-	rd, wd lazyDeadline
+	busy     atomic.Bool
+	rd, wd   lazyDeadline
+	head     headScan      // where the request being read is: see headlimit.go
+	slots    chan struct{} // its listener's connection slots: Close frees one
+	released atomic.Bool
+}
+
+// Close closes the connection and frees its slot under max_connections.
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	if c.slots != nil && c.released.CompareAndSwap(false, true) {
+		<-c.slots
+	}
+	return err
 }
 
 // CloseWrite half-closes a TCP connection, as net/http does before closing

@@ -3,7 +3,9 @@
 // tracker requests and writes the answers as canonical bencode. Every answer
 // to a client is HTTP 200 with Content-Type text/plain, failures included
 // ("failure reason"), because clients such as Transmission discard the body
-// of any other status.
+// of any other status; the one exception is a request too long to serve,
+// answered 414 Request-URI Too Long (see headlimit.go), the status that
+// makes Transmission split its multi-scrape.
 //
 // The admin listener, for operators only, is in admin.go.
 package http
@@ -15,9 +17,12 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chihaya/chihaya/bittorrent"
+	"github.com/chihaya/chihaya/config"
+	"github.com/chihaya/chihaya/ratelimit"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/golang/glog"
@@ -30,17 +35,22 @@ import (
 // restart are read once, by NewServer; reloadable ones once per request,
 // so that a reload never mixes two configurations in one answer.
 type Server struct {
-	private bool // routes with passkeys
-	tracker *tracker.Tracker
-	stats   *stats.Stats
-	srv     *http.Server
-	drain   drain // Shutdown answers every request that began to arrive
+	private        bool // routes with passkeys
+	maxHeaderBytes int  // the longest request line served
+	maxConns       int
+	tracker        *tracker.Tracker
+	stats          *stats.Stats
+	srv            *http.Server
+	drain          drain // Shutdown answers every request that began to arrive
+	// limiter holds the rate limit's buckets, made by the first request
+	// that finds rate_limit on (it may be turned on by a reload).
+	limiter atomic.Pointer[ratelimit.Limiter]
 }
 
 // NewServer returns a server for tkr; Serve starts it.
 func NewServer(tkr *tracker.Tracker, st *stats.Stats) *Server {
 	cfg := tkr.Config()
-	s := &Server{private: cfg.Private, tracker: tkr, stats: st}
+	s := &Server{private: cfg.Private, maxHeaderBytes: cfg.MaxHeaderBytes, maxConns: cfg.MaxConnections, tracker: tkr, stats: st}
 	s.srv = &http.Server{
 		Handler: s.Handler(),
 		// A client's request is one line and a few headers: anything slow or
@@ -66,7 +76,8 @@ func NewServer(tkr *tracker.Tracker, st *stats.Stats) *Server {
 
 // Handler returns the client routes: /announce and /scrape for a public
 // tracker, /<passkey>/announce and /<passkey>/scrape for a private one
-// (Gazelle's URLs), never both.
+// (Gazelle's URLs), never both. A request line longer than
+// http_max_header_bytes is answered 414.
 func (s *Server) Handler() http.Handler {
 	r := httprouter.New()
 	if s.private {
@@ -76,7 +87,7 @@ func (s *Server) Handler() http.Handler {
 		r.GET("/announce", s.announce)
 		r.GET("/scrape", s.scrape)
 	}
-	return r
+	return uriLimit(s.maxHeaderBytes, r)
 }
 
 // passkey returns the route's passkey.
@@ -95,7 +106,7 @@ var errMalformedAnnounce = bittorrent.ClientError("Malformed announce")
 // Serve answers requests on l until Shutdown. It returns nil after a
 // graceful shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	if err := s.srv.Serve(s.drain.listen(l)); !errors.Is(err, http.ErrServerClosed) {
+	if err := s.srv.Serve(s.drain.listen(l, s.maxConns)); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -128,6 +139,11 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request, ps httprouter.
 	defer exchanges.Put(x)
 
 	cfg := s.tracker.Config()
+	from := realIP(r, cfg)
+	if retry, ok := s.allow(cfg, from, start); !ok {
+		s.refuse(w, r, x, stats.Announce, retry, start)
+		return
+	}
 	err := parseAnnounce(r.URL.RawQuery, &x.ann, &x.opt, cfg.AllowIPSpoofing)
 	if err == nil {
 		x.ann.Passkey, err = passkey(ps)
@@ -138,7 +154,7 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request, ps httprouter.
 		x.ann.PeerIDs = !x.opt.compact && !x.opt.noPeerID
 		x.ann.Addr = x.opt.ip
 		if !x.ann.Addr.IsValid() {
-			x.ann.Addr = realIP(r, cfg)
+			x.ann.Addr = from
 		}
 		err = s.tracker.Announce(r.Context(), &x.ann, &x.resp)
 	}
@@ -154,6 +170,10 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 	defer exchanges.Put(x)
 
 	cfg := s.tracker.Config()
+	if retry, ok := s.allow(cfg, realIP(r, cfg), start); !ok {
+		s.refuse(w, r, x, stats.Scrape, retry, start)
+		return
+	}
 	pk, err := passkey(ps)
 	if err == nil {
 		x.hashes, err = parseScrape(r.URL.RawQuery, x.hashes[:0], cfg.MaxScrapeInfoHashes)
@@ -167,6 +187,37 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 	s.reply(w, r, x, stats.Scrape, err, start)
 }
 
+// allow takes a request from the rate-limit bucket of the client at addr,
+// if rate_limit is on. When the bucket is empty it returns false and how
+// long until it has a request again.
+func (s *Server) allow(cfg *config.Config, addr netip.Addr, now time.Time) (retry time.Duration, ok bool) {
+	if !cfg.RateLimit.On() {
+		return 0, true
+	}
+	l := s.limiter.Load()
+	if l == nil {
+		s.limiter.CompareAndSwap(nil, ratelimit.New(0))
+		l = s.limiter.Load()
+	}
+	ok, retry = l.Allow(addr, now, ratelimit.PerSecond(cfg.RateLimit.RequestsPerSecond, cfg.RateLimit.Burst))
+	return retry, ok
+}
+
+// rateLimited is the failure reason of a request over the rate limit.
+const rateLimited = "rate limit exceeded: too many requests from your address"
+
+// refuse answers a request over the rate limit: a failure with BEP 31's
+// "retry in", in whole minutes and at least one.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, x *exchange, kind stats.Kind, retry time.Duration, start time.Time) {
+	x.buf = appendRetry(x.buf[:0], rateLimited, retry)
+	w.Header()["Content-Type"] = textPlain
+	w.Write(x.buf)
+	s.stats.RecordRequest(kind, stats.Limited, time.Since(start))
+	if glog.V(3) {
+		glog.Infof("%s %s?%s from %s: rate limited for %v", r.Method, r.URL.Path, r.URL.RawQuery, r.RemoteAddr, retry)
+	}
+}
+
 // reply writes x.buf, or a failure for err, and records the request.
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, x *exchange, kind stats.Kind, err error, start time.Time) {
 	outcome := stats.OK
@@ -175,6 +226,12 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, x *exchange, kind
 		if errors.As(err, &ce) {
 			outcome = stats.ClientError
 			x.buf = appendFailure(x.buf[:0], ce.Error())
+			if errors.Is(err, tracker.ErrTooManyInfoHashes) {
+				// Clients shrink their multi-scrape on this status only.
+				x.buf = appendFailure(x.buf[:0], uriTooLong+": "+ce.Error())
+				w.Header()["Content-Type"] = textPlain
+				w.WriteHeader(http.StatusRequestURITooLong)
+			}
 		} else {
 			outcome = stats.ServerError
 			glog.Errorf("%s %s: %v", r.Method, r.URL.Path, err)

@@ -88,15 +88,16 @@ const (
 	OK          Outcome = iota // answered normally
 	ClientError                // the client's fault: answered with a failure reason
 	ServerError                // the tracker's fault
+	Limited                    // refused by the per-address rate limit, before reaching the tracker
 )
 
 // NumOutcomes is the number of request outcomes.
-const NumOutcomes = int(ServerError) + 1
+const NumOutcomes = int(Limited) + 1
 
-var outcomeNames = [NumOutcomes]string{"ok", "client_error", "server_error"}
+var outcomeNames = [NumOutcomes]string{"ok", "client_error", "server_error", "limited"}
 
 // String returns the outcome's name as a metric label: "ok",
-// "client_error" or "server_error".
+// "client_error", "server_error" or "limited".
 func (o Outcome) String() string {
 	if int(o) < NumOutcomes {
 		return outcomeNames[o]

@@ -271,7 +271,7 @@ func TestCloseThenFlush(t *testing.T) {
 func TestNames(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
 		{Announce.String(), "announce"}, {Scrape.String(), "scrape"}, {Other.String(), "other"}, {Kind(9).String(), "other"},
-		{OK.String(), "ok"}, {ClientError.String(), "client_error"}, {ServerError.String(), "server_error"},
+		{OK.String(), "ok"}, {ClientError.String(), "client_error"}, {ServerError.String(), "server_error"}, {Limited.String(), "limited"},
 		{HTTP.String(), "http"}, {UDP.String(), "udp"}, {Transport(7).String(), "unknown"},
 	} {
 		if c.got != c.want {
