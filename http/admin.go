@@ -52,7 +52,7 @@ func NewAdmin(tkr *tracker.Tracker, st *stats.Stats) *Admin {
 		writeTimeout = max(writeTimeout, pprofWriteTimeout)
 	}
 	a.srv = &http.Server{
-		Handler:           siteUpdates(cfg, tkr.Backend(), r),
+		Handler:           siteUpdates(cfg, tkr.Backend(), requireToken(tkr, r)),
 		ReadHeaderTimeout: cfg.ReadTimeout.Duration,
 		ReadTimeout:       cfg.ReadTimeout.Duration,
 		WriteTimeout:      writeTimeout,
@@ -108,7 +108,8 @@ func mountPprof(r *httprouter.Router) {
 }
 
 // statsJSON is /stats in the shape Chihaya's users know from 2014, plus
-// Uptime, ResponseTime.P99, Torrents.Size and Runtime.GoRoutines.
+// Uptime, ResponseTime.P99, Torrents.Size, Runtime.GoRoutines and the
+// requests of each transport (Requests.HTTP, Requests.UDP).
 type statsJSON struct {
 	Started             time.Time      `json:"Started"`
 	Uptime              int64          `json:"Uptime"` // seconds
@@ -126,6 +127,8 @@ type statsJSON struct {
 	TorrentsReaped      int64          `json:"Torrents.Reaped"`
 	IPv4                family         `json:"Peers.IPv4"`
 	IPv6                family         `json:"Peers.IPv6"`
+	HTTP                transport      `json:"Requests.HTTP"`
+	UDP                 udpTransport   `json:"Requests.UDP"`
 	Memory              stats.MemStats `json:"Memory"`
 	Goroutines          int            `json:"Runtime.GoRoutines"`
 }
@@ -133,6 +136,42 @@ type statsJSON struct {
 // responseTime is in milliseconds, to the microsecond.
 type responseTime struct {
 	P50, P90, P95, P99 float64
+}
+
+// transport is the requests of one transport; Requests.Handled and the
+// other top-level figures are their sums.
+type transport struct {
+	Handled   int64 `json:"Handled"`
+	Errored   int64 `json:"Errored"`
+	Bad       int64 `json:"Bad"`
+	Announces int64 `json:"Announces"`
+	Scrapes   int64 `json:"Scrapes"`
+}
+
+// udpTransport adds the UDP frontend's own figures.
+type udpTransport struct {
+	transport
+	Connects         int64 `json:"Connects"`
+	BadConnectionIDs int64 `json:"BadConnectionIDs"`
+	ErrorPackets     int64 `json:"ErrorPackets"`
+	Dropped          int64 `json:"Dropped"`
+}
+
+func newTransport(tc *stats.TransportCounts) transport {
+	var t transport
+	for k := range stats.NumKinds {
+		t.Handled += tc.Requests[k][stats.OK]
+		t.Bad += tc.Requests[k][stats.ClientError]
+		t.Errored += tc.Requests[k][stats.ServerError]
+	}
+	t.Handled += t.Bad + t.Errored
+	t.Announces, t.Scrapes = tc.Requests[stats.Announce][stats.OK], tc.Requests[stats.Scrape][stats.OK]
+	return t
+}
+
+func newUDPTransport(snap *stats.Snapshot) udpTransport {
+	u := snap.UDP
+	return udpTransport{newTransport(&snap.Transports[stats.UDP]), u.Connects, u.BadConnectionIDs, u.Errors, u.Dropped}
 }
 
 type family struct {
@@ -164,6 +203,8 @@ func newStatsJSON(snap *stats.Snapshot, now time.Time) *statsJSON {
 		TorrentsReaped:      snap.TorrentsReaped,
 		IPv4:                fam(snap.Peers[0]),
 		IPv6:                fam(snap.Peers[1]),
+		HTTP:                newTransport(&snap.Transports[stats.HTTP]),
+		UDP:                 newUDPTransport(snap),
 		Memory:              snap.Memory,
 		Goroutines:          snap.Goroutines,
 	}
