@@ -25,10 +25,22 @@ import (
 	"testing"
 )
 
-// Tool is a program a test runs and the Debian package that provides it.
+// Tool is a program a test runs, or an absolute path pattern (a library
+// it loads, e.g. /usr/lib/python3/dist-packages/libtorrent*.so), and the
+// Debian package that provides it.
 type Tool struct {
 	Cmd     string
 	Package string
+}
+
+// installed reports whether tl's program or file is there.
+func (tl Tool) installed() bool {
+	if filepath.IsAbs(tl.Cmd) {
+		m, _ := filepath.Glob(tl.Cmd)
+		return len(m) > 0
+	}
+	_, err := LookPath(tl.Cmd)
+	return err == nil
 }
 
 // Tools are the programs the end-to-end suite runs. (Go is not among them:
@@ -39,6 +51,10 @@ var Tools = []Tool{
 	{"mktorrent", "mktorrent"},
 	{"mariadbd", "mariadb-server"},
 	{"mariadb-install-db", "mariadb-server"},
+	// libtorrent-rasterbar for Debian's python3 (/usr/bin/python3): the
+	// client that sends BEP 41 URL data (e2e/libtorrent_client.py).
+	{"/usr/bin/python3", "python3"},
+	{"/usr/lib/python3/dist-packages/libtorrent*.so", "python3-libtorrent"},
 }
 
 // sbinDirs hold programs that a user's $PATH may lack (mariadbd is in
@@ -65,7 +81,7 @@ func LookPath(cmd string) (string, error) {
 func missing(tools []Tool) []string {
 	var pkgs []string
 	for _, tl := range tools {
-		if _, err := LookPath(tl.Cmd); err != nil && !slices.Contains(pkgs, tl.Package) {
+		if !tl.installed() && !slices.Contains(pkgs, tl.Package) {
 			pkgs = append(pkgs, tl.Package)
 		}
 	}

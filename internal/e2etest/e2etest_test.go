@@ -64,12 +64,15 @@ func TestGetRefusesOtherHosts(t *testing.T) {
 
 // log is a tracker log as the daemon writes it at -v=3.
 const log = `I1201 15:00:00.000001  1 chihaya.go:196] serving announces on 127.0.0.1:40001
-I1201 15:00:00.000002  1 chihaya.go:205] serving admin on 127.0.0.1:40002
+I1201 15:00:00.000002  1 chihaya.go:220] serving UDP announces on 127.0.0.1:40003 (2 sockets)
+I1201 15:00:00.000003  1 chihaya.go:205] serving admin on 127.0.0.1:40002
 I1201 15:00:01.000000  1 http.go:187] GET /announce?info_hash=%AA&port=6881&event=started&left=0 from 127.0.0.1:5000: <nil>
 I1201 15:00:02.000000  1 http.go:187] GET /scrape?info_hash=%AA from 127.0.0.1:5001: <nil>
 I1201 15:00:03.000000  1 http.go:187] GET /abc/announce?info_hash=%AA&event=completed&port=6882 from 127.0.0.1:5002: <nil>
 I1201 15:00:04.000000  1 http.go:187] GET /bad/announce?info_hash=%AA&port=6999&event=started from 127.0.0.1:5003: Passkey not found
 I1201 15:00:05.000000  1 http.go:187] GET /announce?info_hash=%AA&port=68810&event=stopped from 127.0.0.1:5004: <nil>
+I1201 15:00:06.000000  1 protocol.go:166] udp: action 0 from 127.0.0.1:5005: <nil>
+I1201 15:00:07.000000  1 protocol.go:166] udp: action 1 from 127.0.0.1:5005: bad connection ID
 `
 
 func writeLog(t *testing.T, s string) *Tracker {
@@ -83,11 +86,11 @@ func writeLog(t *testing.T, s string) *Tracker {
 
 func TestTrackerLog(t *testing.T) {
 	tr := writeLog(t, log)
-	if pub, adm := tr.listeners(); pub != "127.0.0.1:40001" || adm != "127.0.0.1:40002" {
-		t.Errorf("listeners: %q, %q", pub, adm)
+	if pub, adm, udp := tr.listeners(); pub != "127.0.0.1:40001" || adm != "127.0.0.1:40002" || udp != "127.0.0.1:40003" {
+		t.Errorf("listeners: %q, %q, %q", pub, adm, udp)
 	}
 	rs := Requests(tr.Log)
-	if len(rs) != 5 || rs[1].Target != "/scrape?info_hash=%AA" || rs[1].From != "127.0.0.1:5001" || rs[3].Err != "Passkey not found" {
+	if len(rs) != 7 || rs[5].Target != "action 0" || rs[6].Err != "bad connection ID" || rs[1].Target != "/scrape?info_hash=%AA" || rs[1].From != "127.0.0.1:5001" || rs[3].Err != "Passkey not found" {
 		t.Fatalf("requests: %+v", rs)
 	}
 	for _, tc := range []struct {
@@ -107,21 +110,21 @@ func TestTrackerLog(t *testing.T) {
 	}
 
 	bad, n := tr.Problems(nil)
-	if n != 5 || len(bad) != 1 || !strings.Contains(bad[0], "Passkey not found") {
+	if n != 7 || len(bad) != 2 || !strings.Contains(bad[0], "Passkey not found") || !strings.Contains(bad[1], "bad connection ID") {
 		t.Errorf("Problems(nil): %q, %d", bad, n)
 	}
-	if bad, _ := tr.Problems(regexp.MustCompile(`GET /bad/announce\?.*: Passkey not found$`)); len(bad) != 0 {
+	if bad, _ := tr.Problems(regexp.MustCompile(`GET /bad/announce\?.*: Passkey not found$|udp: action 1 .*: bad connection ID$`)); len(bad) != 0 {
 		t.Errorf("an expected failure is reported: %q", bad)
 	}
 	tr = writeLog(t, log+"E1201 15:00:06.000000  1 mysql.go:10] flush failed\npanic: boom\n")
-	if bad, _ := tr.Problems(regexp.MustCompile(`Passkey not found`)); len(bad) != 2 {
+	if bad, _ := tr.Problems(regexp.MustCompile(`Passkey not found|bad connection ID`)); len(bad) != 2 {
 		t.Errorf("error and panic lines: %q", bad)
 	}
 }
 
 func TestMissing(t *testing.T) {
-	got := missing([]Tool{{"sh", "dash"}, {"no-such-tool-e2e-1", "pkg-a"}, {"no-such-tool-e2e-2", "pkg-a"}, {"no-such-tool-e2e-3", "pkg-b"}})
-	if !slices.Equal(got, []string{"pkg-a", "pkg-b"}) {
+	got := missing([]Tool{{"sh", "dash"}, {"no-such-tool-e2e-1", "pkg-a"}, {"no-such-tool-e2e-2", "pkg-a"}, {"no-such-tool-e2e-3", "pkg-b"}, {"/no/such/dir/lib*.so", "pkg-c"}, {"/bin/s*", "pkg-d"}})
+	if !slices.Equal(got, []string{"pkg-a", "pkg-b", "pkg-c"}) {
 		t.Errorf("missing: %q", got)
 	}
 }

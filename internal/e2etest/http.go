@@ -2,8 +2,10 @@ package e2etest
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/tracker"
+	"github.com/anacrolix/torrent/tracker/udp"
 )
 
 // client talks to the tracker directly: no proxy from the environment,
@@ -189,12 +193,16 @@ func WaitScrape(scrapeURL, hexHash string, within time.Duration, conds ...Cond) 
 }
 
 // Announce sends one announce of a made-up peer (event started, left 1)
-// for hexHash to announceURL, and returns "failure reason: R" or
-// "interval=N peers=P".
+// for hexHash to announceURL (http:// or udp://, on 127.0.0.1), and returns
+// "failure reason: R" or "interval=N peers=P". Over UDP the URL's path
+// goes as BEP 41 URL data.
 func Announce(announceURL, hexHash string) (string, error) {
 	ih, err := hex.DecodeString(hexHash)
 	if err != nil || len(ih) != 20 {
 		return "", fmt.Errorf("announce: bad info_hash %q", hexHash)
+	}
+	if strings.HasPrefix(announceURL, "udp://") {
+		return announceUDP(announceURL, [20]byte(ih))
 	}
 	q := url.Values{
 		"info_hash":  {string(ih)},
@@ -220,6 +228,36 @@ func Announce(announceURL, hexHash string) (string, error) {
 	interval, _ := d["interval"].(int64)
 	peers, _ := d["peers"].(string)
 	return fmt.Sprintf("interval=%d peers=%d", interval, len(peers)/6), nil
+}
+
+// announceUDP is Announce over BEP 15, with anacrolix's tracker client.
+func announceUDP(announceURL string, ih [20]byte) (string, error) {
+	u, err := url.Parse(announceURL)
+	if err != nil {
+		return "", err
+	}
+	if u.Hostname() != "127.0.0.1" {
+		return "", fmt.Errorf("e2etest: refusing the non-loopback URL %q", announceURL)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var peerID [20]byte
+	copy(peerID[:], "-E2E001-"+strings.ToUpper(RandomHex(6)))
+	resp, err := tracker.Announce{
+		TrackerUrl: announceURL,
+		Context:    ctx,
+		Request: tracker.AnnounceRequest{
+			InfoHash: ih, PeerId: peerID, Left: 1, Port: 6999, Event: tracker.Started, NumWant: -1,
+		},
+	}.Do()
+	var er udp.ErrorResponse
+	if errors.As(err, &er) {
+		return "failure reason: " + strings.TrimRight(er.Message, "\x00"), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("interval=%d peers=%d", resp.Interval, len(resp.Peers)), nil
 }
 
 // RandomHex returns n random bytes in hex (2n characters): passkeys,

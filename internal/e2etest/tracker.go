@@ -45,8 +45,9 @@ const (
 // Tracker is a running tracker daemon.
 type Tracker struct {
 	// Addr and Admin are the public and the admin listeners' addresses,
-	// both on 127.0.0.1.
-	Addr, Admin string
+	// UDP the UDP tracker's socket (BEP 15; "" if the daemon does not
+	// serve UDP), all on 127.0.0.1.
+	Addr, Admin, UDP string
 	// Log is the path of the daemon's log (its stderr, at -v=3: a line per
 	// request).
 	Log string
@@ -57,7 +58,7 @@ type Tracker struct {
 }
 
 // StartTracker starts the daemon bin with its files in dir: listening on
-// free ports of 127.0.0.1, with the short intervals above and the keys of
+// free ports of 127.0.0.1 (HTTP, admin and UDP), with the short intervals above and the keys of
 // extra added to its configuration (e.g. "private_tracker": true). It
 // returns once the admin listener answers /check. The daemon is killed
 // when the test ends if Stop has not stopped it.
@@ -66,6 +67,7 @@ func StartTracker(tb testing.TB, bin, dir string, extra map[string]any) *Tracker
 	cfg := map[string]any{
 		"addr":                    "127.0.0.1:0",
 		"admin_addr":              "127.0.0.1:0",
+		"udp_addr":                "127.0.0.1:0",
 		"announce":                AnnounceInterval.String(),
 		"min_announce":            MinAnnounce.String(),
 		"peer_lifetime":           PeerLifetime.String(),
@@ -107,10 +109,9 @@ func StartTracker(tb testing.TB, bin, dir string, extra map[string]any) *Tracker
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if tr.Addr == "" || tr.Admin == "" {
-			tr.Addr, tr.Admin = tr.listeners()
-		}
-		if tr.Admin != "" {
+		// The daemon logs where it serves before it answers /check.
+		tr.Addr, tr.Admin, tr.UDP = tr.listeners()
+		if tr.Addr != "" && tr.Admin != "" {
 			if body, err := Get("http://" + tr.Admin + "/check"); err == nil && strings.TrimSpace(body) == "STILL-ALIVE" {
 				return tr
 			}
@@ -127,20 +128,26 @@ func StartTracker(tb testing.TB, bin, dir string, extra map[string]any) *Tracker
 	}
 }
 
-var listening = regexp.MustCompile(`serving (announces|admin) on (127\.0\.0\.1:\d+)$`)
+// The lines that say where the daemon serves: "serving announces on
+// ADDR", "serving UDP announces on ADDR (N sockets)", "serving admin on
+// ADDR".
+var listening = regexp.MustCompile(`serving (announces|UDP announces|admin) on (127\.0\.0\.1:\d+)`)
 
 // listeners reads the listeners' addresses from the log.
-func (tr *Tracker) listeners() (public, admin string) {
+func (tr *Tracker) listeners() (public, admin, udp string) {
 	for _, line := range tr.lines() {
 		if m := listening.FindStringSubmatch(line); m != nil {
-			if m[1] == "admin" {
-				admin = m[2]
-			} else {
+			switch m[1] {
+			case "announces":
 				public = m[2]
+			case "UDP announces":
+				udp = m[2]
+			default:
+				admin = m[2]
 			}
 		}
 	}
-	return public, admin
+	return public, admin, udp
 }
 
 // PID is the daemon's process id.
@@ -149,6 +156,16 @@ func (tr *Tracker) PID() int { return tr.cmd.Process.Pid }
 // AnnounceURL is the HTTP announce URL; with a passkey, private mode's
 // /<passkey>/announce.
 func (tr *Tracker) AnnounceURL(passkey string) string { return tr.url(passkey, "announce") }
+
+// UDPAnnounceURL is the UDP tracker's URL, udp://127.0.0.1:PORT/announce;
+// with a passkey, udp://127.0.0.1:PORT/<passkey>/announce, whose path a
+// client sends as BEP 41 URL data.
+func (tr *Tracker) UDPAnnounceURL(passkey string) string {
+	if passkey != "" {
+		return "udp://" + tr.UDP + "/" + passkey + "/announce"
+	}
+	return "udp://" + tr.UDP + "/announce"
+}
 
 // ScrapeURL is the HTTP scrape URL; with a passkey, /<passkey>/scrape.
 func (tr *Tracker) ScrapeURL(passkey string) string { return tr.url(passkey, "scrape") }
@@ -193,17 +210,18 @@ func (tr *Tracker) read() string {
 
 func (tr *Tracker) lines() []string { return strings.Split(tr.read(), "\n") }
 
-// A request line, as http.go logs each at -v=3:
-// "... http.go:N] GET /path?query from addr: <error or <nil>>".
+// A request line, as the daemon logs each at -v=3: for HTTP
+// "... http.go:N] GET /path?query from addr: <error or <nil>>", for UDP
+// "... udp: action N from addr: <error or <nil>>".
 var (
-	requestLine  = regexp.MustCompile(`http\.go:\d+\] GET (/\S*) from (\S+): (.*)$`)
+	requestLine  = regexp.MustCompile(`(?:http\.go:\d+\] GET (/\S*)|\] udp: (action \d+)) from (\S+): (.*)$`)
 	announcePath = regexp.MustCompile(`^(/[^/ ]+)?/announce\?`)
 	errorLine    = regexp.MustCompile(`^[EF]\d|panic`)
 )
 
 // Request is one request the tracker logged.
 type Request struct {
-	Target string // path and query
+	Target string // path and query; for UDP "action N" (0 connect, 1 announce, 2 scrape)
 	From   string // the client's address
 	Err    string // "<nil>" when it was answered without a failure
 	Line   string // the whole log line
@@ -217,7 +235,7 @@ func Requests(path string) []Request {
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		if m := requestLine.FindStringSubmatch(sc.Text()); m != nil {
-			rs = append(rs, Request{Target: m[1], From: m[2], Err: m[3], Line: sc.Text()})
+			rs = append(rs, Request{Target: m[1] + m[2], From: m[3], Err: m[4], Line: sc.Text()})
 		}
 	}
 	return rs
@@ -241,9 +259,9 @@ func (tr *Tracker) Problems(expected *regexp.Regexp) (bad []string, requests int
 	return bad, len(rs)
 }
 
-// SawAnnounce reports whether the tracker logged an announce (at /announce
-// or /<passkey>/announce) with event=event from the client listening on
-// port.
+// SawAnnounce reports whether the tracker logged an HTTP announce (at
+// /announce or /<passkey>/announce) with event=event from the client
+// listening on port. (The UDP log lines name no event.)
 func (tr *Tracker) SawAnnounce(port int, event string) bool {
 	p := strconv.Itoa(port)
 	for _, r := range Requests(tr.Log) {
