@@ -142,7 +142,7 @@ func TestHTTPConnections(t *testing.T) {
 
 	t.Run("OversizedRequestLine", func(t *testing.T) {
 		resp := rawGet(t, addr, "GET /announce?x="+strings.Repeat("a", 20000)+" HTTP/1.1\r\nHost: t\r\n\r\n")
-		if !strings.HasPrefix(resp, "HTTP/1.1 431") {
+		if !strings.HasPrefix(resp, "HTTP/1.1 414") {
 			t.Errorf("a 20 kB request line got %.40q", resp)
 		}
 	})

@@ -37,17 +37,21 @@ func (queueingDriver) Open(json.RawMessage) (backend.Conn, error) { return &queu
 
 func init() { backend.Register("test-queueing", queueingDriver{}) }
 
-// scrapeInterval is how often the test's Prometheus scrapes the daemon.
-const scrapeInterval = time.Second
+// scrapeInterval is how often the test's Prometheus scrapes the daemon,
+// and rateInterval Grafana's $__rate_interval for it: max($__interval +
+// scrape interval, 4 * scrape interval), 4 * scrape interval for a recent
+// range.
+const (
+	scrapeInterval = time.Second
+	rateInterval   = 4 * scrapeInterval
+)
 
 // grafanaVars are the values the test gives the dashboard's variables, as
 // Grafana would with the Prometheus data source's scrape interval set to
 // scrapeInterval and "All" instances selected.
 var grafanaVars = strings.NewReplacer(
-	// Grafana's $__rate_interval is max($__interval + scrape interval,
-	// 4 * scrape interval): 4s for a recent range.
-	"$__rate_interval", "4s",
-	"$__interval", "1s",
+	"$__rate_interval", rateInterval.String(),
+	"$__interval", scrapeInterval.String(),
 	`"$instance"`, `".*"`, // the instance variable's allValue
 	`"${instance}"`, `".*"`,
 )
@@ -90,14 +94,14 @@ func TestGrafanaDashboardQueries(t *testing.T) {
 	}
 
 	prom := startPrometheus(t, prometheus, admin)
-	// Enough scrapes for every rate: two in its 4s. Traffic keeps
-	// coming meanwhile, so the rates are not all zero.
+	// Enough scrapes for every rate: two in its window. Traffic keeps
+	// coming meanwhile, for the rates to measure.
 	var at time.Time
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		traffic()
 		at = time.Now()
-		r, err := promQuery(prom, `count_over_time(up{job="chihaya"}[4s]) >= 2 and up{job="chihaya"} == 1`, at)
+		r, err := promQuery(prom, `count_over_time(up{job="chihaya"}[`+rateInterval.String()+`]) >= 2 and up{job="chihaya"} == 1`, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +109,7 @@ func TestGrafanaDashboardQueries(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus has not scraped the daemon twice in 4s after 30s; targets:\n%s", httpGet(t, prom+"/api/v1/targets"))
+			t.Fatalf("Prometheus has not scraped the daemon twice in %v after 30s; targets:\n%s", rateInterval, httpGet(t, prom+"/api/v1/targets"))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -136,7 +140,7 @@ func TestGrafanaDashboardQueries(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &values); err != nil || values.Status != "success" {
 			t.Fatalf("label values: %v: %s", err, body)
 		}
-		if label == "instance" && !slices.Contains(values.Data, admin) || len(values.Data) == 0 {
+		if len(values.Data) == 0 || label == "instance" && !slices.Contains(values.Data, admin) {
 			t.Errorf("variable query %q gives %v", v, values.Data)
 		}
 	}
