@@ -226,17 +226,28 @@ func TestScriptedSequence(t *testing.T) {
 		{"Requests.Handled", "", "", 18},
 		{"Requests.Errored", "", "", 0},
 		{"Requests.Bad", "", "", 3},
-		{"Tracker.Announces", "chihaya_requests_total", "kind=announce,outcome=ok", 14},
-		{"Tracker.Scrapes", "chihaya_requests_total", "kind=scrape,outcome=ok", 1},
-		{"", "chihaya_requests_total", "kind=announce,outcome=client_error", 2},
-		{"", "chihaya_requests_total", "kind=scrape,outcome=client_error", 1},
-		{"", "chihaya_requests_total", "kind=announce,outcome=server_error", 0},
-		{"", "chihaya_requests_total", "kind=other,outcome=ok", 0},
-		{"", "chihaya_request_duration_seconds", "kind=announce", 16},
-		{"", "chihaya_request_duration_seconds", "kind=scrape", 2},
-		{"", "chihaya_request_duration_seconds", "kind=other", 0},
+		{"Tracker.Announces", "chihaya_requests_total", "transport=http,kind=announce,outcome=ok", 14},
+		{"Tracker.Scrapes", "chihaya_requests_total", "transport=http,kind=scrape,outcome=ok", 1},
+		{"", "chihaya_requests_total", "transport=http,kind=announce,outcome=client_error", 2},
+		{"", "chihaya_requests_total", "transport=http,kind=scrape,outcome=client_error", 1},
+		{"", "chihaya_requests_total", "transport=http,kind=announce,outcome=server_error", 0},
+		{"", "chihaya_requests_total", "transport=http,kind=other,outcome=ok", 0},
+		{"", "chihaya_request_duration_seconds", "transport=http,kind=announce", 16},
+		{"", "chihaya_request_duration_seconds", "transport=http,kind=scrape", 2},
+		{"", "chihaya_request_duration_seconds", "transport=http,kind=other", 0},
 		{"Connections.Open", "chihaya_connections_open", "", 0},
 		{"Connections.Accepted", "chihaya_connections_accepted_total", "", 0},
+		// Every request came over HTTP: UDP's figures are there, at zero.
+		{"Requests.HTTP.Handled", "", "", 18},
+		{"Requests.HTTP.Bad", "", "", 3},
+		{"Requests.HTTP.Announces", "", "", 14},
+		{"Requests.UDP.Announces", "chihaya_requests_total", "transport=udp,kind=announce,outcome=ok", 0},
+		{"Requests.UDP.Handled", "", "", 0},
+		{"", "chihaya_request_duration_seconds", "transport=udp,kind=announce", 0},
+		{"Requests.UDP.Connects", "chihaya_udp_connects_total", "", 0},
+		{"Requests.UDP.BadConnectionIDs", "chihaya_udp_bad_connection_ids_total", "", 0},
+		{"Requests.UDP.ErrorPackets", "chihaya_udp_errors_total", "", 0},
+		{"Requests.UDP.Dropped", "chihaya_udp_dropped_total", "", 0},
 	}
 	before := append(requests, []expectation{
 		// Torrents: A, B and C added. The memory store keeps a swarm whose
@@ -436,9 +447,10 @@ func TestStatsFormats(t *testing.T) {
 					t.Errorf("Peers.IPv4.Seeds.Current = %v, want 1", got)
 				}
 				// Started, Uptime, 2 Connections, 3 Requests, 4 ResponseTime,
-				// 2 Tracker, 4 Torrents, 9 per family, 13 Memory, 1 Runtime.
-				if len(m) != 49 {
-					t.Errorf("%d flattened keys, want 49", len(m))
+				// 2 Tracker, 4 Torrents, 9 per family, 5 HTTP, 9 UDP,
+				// 13 Memory, 1 Runtime.
+				if len(m) != 63 {
+					t.Errorf("%d flattened keys, want 63", len(m))
 				}
 				return
 			}
@@ -446,7 +458,7 @@ func TestStatsFormats(t *testing.T) {
 			want := []string{"Started", "Uptime", "Connections.Open", "Connections.Accepted", "Requests.Handled",
 				"Requests.Errored", "Requests.Bad", "ResponseTime", "Tracker.Announces", "Tracker.Scrapes",
 				"Torrents.Size", "Torrents.Added", "Torrents.Removed", "Torrents.Reaped", "Peers.IPv4", "Peers.IPv6",
-				"Memory", "Runtime.GoRoutines"}
+				"Requests.HTTP", "Requests.UDP", "Memory", "Runtime.GoRoutines"}
 			if len(m) != len(want) {
 				t.Errorf("%d top-level keys, want %d: %v", len(m), len(want), m)
 			}
@@ -603,7 +615,7 @@ func TestMetricsBackendQueue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v, ok := metricValue(mfs, "chihaya_requests_total", "kind=announce,outcome=ok"); v != 1 || !ok {
+			if v, ok := metricValue(mfs, "chihaya_requests_total", "transport=http,kind=announce,outcome=ok"); v != 1 || !ok {
 				t.Errorf("chihaya_requests_total{announce,ok} = %v, %v", v, ok)
 			}
 			for _, c := range []struct {
@@ -652,8 +664,8 @@ func TestMetricsHelp(t *testing.T) {
 			t.Errorf("%s is a %v", name, mf.GetType())
 		}
 	}
-	if n != 11 {
-		t.Errorf("%d chihaya metric families, want 11", n)
+	if n != 15 {
+		t.Errorf("%d chihaya metric families, want 15", n)
 	}
 }
 

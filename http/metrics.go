@@ -35,6 +35,8 @@ type metricsCollector struct {
 	queue backend.QueueReporter // nil: no backend queue to report
 
 	requests, duration               *prometheus.Desc
+	udpConnects, udpBadIDs           *prometheus.Desc
+	udpErrors, udpDropped            *prometheus.Desc
 	connsOpen, connsAccepted         *prometheus.Desc
 	peers, peerEvents, completed     *prometheus.Desc
 	torrents, torrentEvents          *prometheus.Desc
@@ -53,9 +55,16 @@ func newMetricsCollector(st *stats.Stats, queue backend.QueueReporter) *metricsC
 		stats: st,
 		queue: queue,
 		requests: d("requests_total",
-			"Requests answered, by kind (announce, scrape, other) and outcome (ok, client_error, server_error).", "kind", "outcome"),
+			"Requests answered, by transport (http, udp), kind (announce, scrape, other) and outcome (ok, client_error, server_error).",
+			"transport", "kind", "outcome"),
 		duration: d("request_duration_seconds",
-			"Time from reading a request to writing its answer, by kind.", "kind"),
+			"Time from reading a request to writing its answer (UDP: from reading its batch to answering it), by transport and kind.",
+			"transport", "kind"),
+		udpConnects: d("udp_connects_total", "UDP connects answered with a connection ID (BEP 15)."),
+		udpBadIDs: d("udp_bad_connection_ids_total",
+			"UDP announces and scrapes refused for a forged or expired connection ID."),
+		udpErrors:     d("udp_errors_total", "UDP error packets sent, whatever their cause."),
+		udpDropped:    d("udp_dropped_total", "UDP packets left unanswered: malformed, oversize, or not worth an answer to an unproven address."),
 		connsOpen:     d("connections_open", "Client connections open on the public listener."),
 		connsAccepted: d("connections_accepted_total", "Client connections accepted on the public listener."),
 		peers: d("peers",
@@ -79,6 +88,7 @@ func newMetricsCollector(st *stats.Stats, queue backend.QueueReporter) *metricsC
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		m.requests, m.duration, m.connsOpen, m.connsAccepted,
+		m.udpConnects, m.udpBadIDs, m.udpErrors, m.udpDropped,
 		m.peers, m.peerEvents, m.completed, m.torrents, m.torrentEvents,
 	} {
 		ch <- d
@@ -99,18 +109,25 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
 	}
 
-	for k := range stats.NumKinds {
-		kind := stats.Kind(k).String()
-		for o := range stats.NumOutcomes {
-			counter(m.requests, snap.Requests[k][o], kind, stats.Outcome(o).String())
+	for t := range stats.NumTransports {
+		tr, tc := stats.Transport(t).String(), &snap.Transports[t]
+		for k := range stats.NumKinds {
+			kind := stats.Kind(k).String()
+			for o := range stats.NumOutcomes {
+				counter(m.requests, tc.Requests[k][o], tr, kind, stats.Outcome(o).String())
+			}
+			h := &tc.Latency[k]
+			buckets := make(map[float64]uint64, len(m.bounds))
+			for i, b := range m.bounds {
+				buckets[b] = h.Buckets[i]
+			}
+			ch <- prometheus.MustNewConstHistogram(m.duration, h.Count, h.Sum.Seconds(), buckets, tr, kind)
 		}
-		h := &snap.Latency[k]
-		buckets := make(map[float64]uint64, len(m.bounds))
-		for i, b := range m.bounds {
-			buckets[b] = h.Buckets[i]
-		}
-		ch <- prometheus.MustNewConstHistogram(m.duration, h.Count, h.Sum.Seconds(), buckets, kind)
 	}
+	counter(m.udpConnects, snap.UDP.Connects)
+	counter(m.udpBadIDs, snap.UDP.BadConnectionIDs)
+	counter(m.udpErrors, snap.UDP.Errors)
+	counter(m.udpDropped, snap.UDP.Dropped)
 
 	gauge(m.connsOpen, snap.ConnectionsOpen)
 	counter(m.connsAccepted, snap.ConnectionsAccepted)

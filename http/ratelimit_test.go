@@ -182,9 +182,9 @@ func TestLimitedInMetrics(t *testing.T) {
 	f.stats.Flush()
 	mfs := f.metrics(t)
 	for labels, want := range map[string]float64{
-		"kind=announce,outcome=limited": 1,
-		"kind=scrape,outcome=limited":   1,
-		"kind=announce,outcome=ok":      1,
+		"transport=http,kind=announce,outcome=limited": 1,
+		"transport=http,kind=scrape,outcome=limited":   1,
+		"transport=http,kind=announce,outcome=ok":      1,
 	} {
 		if got, ok := metricValue(mfs, "chihaya_requests_total", labels); !ok || got != want {
 			t.Errorf("chihaya_requests_total{%s} = %v (found %v), want %v", labels, got, ok, want)
