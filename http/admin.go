@@ -160,11 +160,12 @@ type udpTransport struct {
 func newTransport(tc *stats.TransportCounts) transport {
 	var t transport
 	for k := range stats.NumKinds {
-		t.Handled += tc.Requests[k][stats.OK]
+		for o := range stats.NumOutcomes {
+			t.Handled += tc.Requests[k][o] // every outcome, as Requests.Handled
+		}
 		t.Bad += tc.Requests[k][stats.ClientError]
 		t.Errored += tc.Requests[k][stats.ServerError]
 	}
-	t.Handled += t.Bad + t.Errored
 	t.Announces, t.Scrapes = tc.Requests[stats.Announce][stats.OK], tc.Requests[stats.Scrape][stats.OK]
 	return t
 }
