@@ -36,6 +36,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -169,7 +170,7 @@ func run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(work)
 
-	goCmd := cmp(os.Getenv("GO"), "go")
+	goCmd := cmp.Or(os.Getenv("GO"), "go")
 	fmt.Println("building bin/chihaya, bench/load and bench/ceiling ...")
 	loadBin := filepath.Join(work, "load")
 	ceilingBin := filepath.Join(work, "ceiling")
@@ -222,43 +223,29 @@ func run(ctx context.Context) error {
 	}
 
 	fmt.Printf("loading %d peers over %d torrents ...\n", s.peers, s.torrents)
-	rss0 := tr.rss()
-	r, err := load("-target", tr.httpURL, "-load", "-dur", "0", "-conns", strconv.Itoa(s.conns))
-	if err != nil {
-		return fmt.Errorf("loading the tracker: %w", err)
-	}
-	fmt.Printf("  tracker: %.0f announces/s, %d errors\n", r.rps, r.errors)
-	time.Sleep(time.Second) // let the last answers' garbage be collected
-	trPeers, err := tr.storedPeers()
+	conns := strconv.Itoa(s.conns)
+	trMem, err := fill(tr, "tracker", func() (result, error) {
+		return load("-target", tr.httpURL, "-load", "-dur", "0", "-conns", conns)
+	})
 	if err != nil {
 		return err
 	}
-	trRSS := tr.rss()
-	trBPP := perPeer(trRSS-rss0, trPeers)
-
-	var otPeers int64
-	var otRSS, otBPP int64
+	var otMem memory
 	if ot != nil {
-		rss0 := ot.rss()
-		r, err := load("-target", ot.httpURL, "-load", "-dur", "0", "-close", "-conns", strconv.Itoa(s.conns))
-		if err != nil {
-			return fmt.Errorf("loading opentracker: %w", err)
-		}
-		fmt.Printf("  opentracker: %.0f announces/s, %d errors\n", r.rps, r.errors)
-		if otPeers, err = ot.storedPeers(); err != nil {
+		// opentracker closes every HTTP connection: it is loaded and timed with Connection: close.
+		if otMem, err = fill(ot, "opentracker", func() (result, error) {
+			return load("-target", ot.httpURL, "-load", "-dur", "0", "-close", "-conns", conns)
+		}); err != nil {
 			return err
 		}
-		otRSS = ot.rss()
-		otBPP = perPeer(otRSS-rss0, otPeers)
 	}
 	fmt.Println()
 	fmt.Printf("%-22s %10s %10s %12s\n", "memory", "peers", "RSS MiB", "bytes/peer")
-	fmt.Printf("%-22s %10d %10d %12d\n", "tracker", trPeers, trRSS>>20, trBPP)
+	fmt.Printf("%-22s %10d %10d %12d\n", "tracker", trMem.peers, trMem.rss>>20, trMem.perPeer)
 	if ot != nil {
-		fmt.Printf("%-22s %10d %10d %12d\n", "opentracker", otPeers, otRSS>>20, otBPP)
+		fmt.Printf("%-22s %10d %10d %12d\n", "opentracker", otMem.peers, otMem.rss>>20, otMem.perPeer)
 	}
 
-	conns := strconv.Itoa(s.conns)
 	dur := s.dur.String()
 	targets := []*target{
 		{name: "tracker keep-alive", args: []string{"-target", tr.httpURL, "-conns", conns}},
@@ -268,7 +255,6 @@ func run(ctx context.Context) error {
 		targets = append(targets, &target{name: "tracker udp", args: []string{"-target", tr.udpURL}})
 	}
 	if ot != nil {
-		// opentracker closes every HTTP connection: it is timed with Connection: close.
 		targets = append(targets,
 			&target{name: "opentracker close", args: []string{"-target", ot.httpURL, "-conns", conns, "-close"}},
 			&target{name: "opentracker udp", args: []string{"-target", ot.udpURL}})
@@ -318,14 +304,14 @@ func run(ctx context.Context) error {
 			errs += r.errors
 		}
 	}
-	fmt.Fprintf(&sum, " failed=%d errors=%d bytes_per_peer=%d peers=%d/%d tracker=%s", failed, errs, trBPP, trPeers, s.peers, alive)
+	fmt.Fprintf(&sum, " failed=%d errors=%d bytes_per_peer=%d peers=%d/%d tracker=%s", failed, errs, trMem.perPeer, trMem.peers, s.peers, alive)
 	if ot != nil {
 		otClose := med["opentracker close"].rps
 		fmt.Fprintf(&sum, " keepalive/opentracker=%s close/opentracker=%s", ratio(med["tracker keep-alive"].rps, otClose), ratio(med["tracker close"].rps, otClose))
 		if s.udp {
 			fmt.Fprintf(&sum, " udp/opentracker_udp=%s", ratio(med["tracker udp"].rps, med["opentracker udp"].rps))
 		}
-		fmt.Fprintf(&sum, " bytes_per_peer/opentracker=%s (%d) opentracker_peers=%d opentracker_udp_rps=%.0f", ratio(float64(trBPP), float64(otBPP)), otBPP, otPeers, med["opentracker udp"].rps)
+		fmt.Fprintf(&sum, " bytes_per_peer/opentracker=%s (%d) opentracker_peers=%d opentracker_udp_rps=%.0f", ratio(float64(trMem.perPeer), float64(otMem.perPeer)), otMem.perPeer, otMem.peers, med["opentracker udp"].rps)
 	}
 	if ce != nil {
 		fmt.Fprintf(&sum, " keepalive/ceiling=%s close/ceiling=%s", ratio(med["tracker keep-alive"].rps, med["ceiling keep-alive"].rps), ratio(med["tracker close"].rps, med["ceiling close"].rps))
@@ -335,17 +321,10 @@ func run(ctx context.Context) error {
 	switch {
 	case alive != "ok":
 		return fmt.Errorf("the tracker died; its log: %s", tr.logTail())
-	case trPeers != int64(s.peers):
-		return fmt.Errorf("the tracker stores %d peers, %d were loaded", trPeers, s.peers)
+	case trMem.peers != int64(s.peers):
+		return fmt.Errorf("the tracker stores %d peers, %d were loaded", trMem.peers, s.peers)
 	}
 	return nil
-}
-
-func cmp(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func btoi(b bool) int {
@@ -355,11 +334,30 @@ func btoi(b bool) int {
 	return 0
 }
 
-func perPeer(bytes, peers int64) int64 {
-	if peers <= 0 {
-		return 0
+// memory is what a server holds once loaded.
+type memory struct {
+	peers   int64 // stored, as the server counts them
+	rss     int64 // resident bytes
+	perPeer int64 // resident bytes gained while loading, per stored peer
+}
+
+// fill runs load against srv and measures what srv gained.
+func fill(srv *server, name string, load func() (result, error)) (memory, error) {
+	rss0 := srv.rss()
+	r, err := load()
+	if err != nil {
+		return memory{}, fmt.Errorf("loading %s: %w", name, err)
 	}
-	return bytes / peers
+	fmt.Printf("  %s: %.0f announces/s, %d errors\n", name, r.rps, r.errors)
+	time.Sleep(time.Second) // let the last answers' garbage be collected
+	m := memory{rss: srv.rss()}
+	if m.peers, err = srv.countPeers(); err != nil {
+		return memory{}, err
+	}
+	if m.peers > 0 {
+		m.perPeer = (m.rss - rss0) / m.peers
+	}
+	return m, nil
 }
 
 func ratio(a, b float64) string {
@@ -488,7 +486,7 @@ type server struct {
 	httpURL, udpURL string
 	adminURL        string
 	exited          chan struct{}
-	peers           func() (int64, error)
+	countPeers      func() (int64, error) // the peers it stores
 }
 
 func (s *server) alive() bool {
@@ -512,8 +510,6 @@ func (s *server) stop() {
 	}
 	s.log.Close()
 }
-
-func (s *server) storedPeers() (int64, error) { return s.peers() }
 
 // rss returns the process's resident memory in bytes, 0 once it is gone.
 func (s *server) rss() int64 {
@@ -637,7 +633,7 @@ func startTracker(ctx context.Context, s *settings, work string) (*server, error
 	if udp != "" {
 		srv.udpURL = "udp://" + udp
 	}
-	srv.peers = func() (int64, error) { return trackerPeers(srv.adminURL + "/stats") }
+	srv.countPeers = func() (int64, error) { return trackerPeers(srv.adminURL + "/stats") }
 	return srv, nil
 }
 
@@ -725,7 +721,7 @@ func startOpentracker(ctx context.Context, s *settings, work string) (*server, e
 	}
 	srv.httpURL = "http://" + addr + "/announce"
 	srv.udpURL = "udp://" + addr
-	srv.peers = func() (int64, error) {
+	srv.countPeers = func() (int64, error) {
 		// The first line of /stats?mode=peer is the peers, seeders included.
 		body, err := get("http://" + addr + "/stats?mode=peer")
 		if err != nil {
