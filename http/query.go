@@ -250,10 +250,25 @@ func parseAnnounce(raw string, a *tracker.Announce, opt *announceOptions, allowI
 				return bad()
 			}
 			a.NumWant = int(min(n, 1<<31-1))
-		case "compact":
-			opt.compact = v != "0"
-		case "no_peer_id":
-			opt.noPeerID = v == "1"
+		case "compact", "no_peer_id":
+			// Escapes decoded, as in any other value (FuzzParseAnnounce
+			// found compact=%30 taken for compact).
+			if err := checkEscapes(v); err != nil {
+				return err
+			}
+			if hasEscapes(v) {
+				var buf [2]byte
+				if b, err := unescape(buf[:0], v, len(buf)); err == nil {
+					v = string(b)
+				} else {
+					v = "" // too long to be "0" or "1"
+				}
+			}
+			if key == "compact" {
+				opt.compact = v != "0"
+			} else {
+				opt.noPeerID = v == "1"
+			}
 		case "ip":
 			if !allowIP {
 				return checkEscapes(v)
