@@ -8,14 +8,15 @@ import (
 
 // The operations metrics are kept for.
 const (
-	opAnnounce = iota // the announce script
+	opAnnounce = iota // an announce, from its call to its answer, waiting for its batch included
+	opBatch           // one pipeline of announces (see batcher)
 	opIndex           // a cluster's follow-up: a new swarm into the expiry index
 	opScrape          // a scrape's pipeline
 	opPurge           // one round of a reaper's pass
 	numOps
 )
 
-var opNames = [numOps]string{"announce", "index", "scrape", "purge"}
+var opNames = [numOps]string{"announce", "batch", "index", "scrape", "purge"}
 
 // metrics are the store's Prometheus metrics: Redis's round trips and
 // errors, by operation, and the client's connection pool.
@@ -30,7 +31,7 @@ func newMetrics() *metrics {
 	m := &metrics{
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "chihaya_redis_round_trip_seconds",
-			Help:    "Time from sending a request to Redis to its answer, by operation (announce, index, scrape, purge).",
+			Help:    "Time from sending a request to Redis to its answer, by operation (announce, batch, index, scrape, purge).",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"op"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{

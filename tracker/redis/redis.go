@@ -147,6 +147,7 @@ type Store struct {
 	dual    bool
 	private bool
 	metrics *metrics
+	batch   *batcher
 }
 
 func open(p Params, opts tracker.Options) (*Store, error) {
@@ -188,6 +189,7 @@ func open(p Params, opts tracker.Options) (*Store, error) {
 		s.client.Close()
 		return nil, fmt.Errorf("tracker.params: %s: loading the scripts: %w", p.where(), err)
 	}
+	s.batch = newBatcher(s)
 	return s, nil
 }
 
@@ -215,7 +217,10 @@ func (s *Store) Check(ctx context.Context) error {
 func (s *Store) Get() (tracker.Conn, error) { return (*conn)(s), nil }
 
 // Close closes the client's connections. The data stays in Redis.
-func (s *Store) Close() error { return s.client.Close() }
+func (s *Store) Close() error {
+	s.batch.close(goredis.ErrClosed)
+	return s.client.Close()
+}
 
 // conn is the store's tracker.Conn.
 type conn Store
@@ -305,7 +310,7 @@ func (s *Store) Announce(ctx context.Context, a *tracker.Announce, u tracker.Upd
 		scriptKeys = append(scriptKeys[:3:3], s.indexKey(&a.InfoHash))
 	}
 	start := time.Now()
-	res, err := s.run(ctx, announce, scriptKeys,
+	res, err := s.batch.run(ctx, announce, scriptKeys,
 		string(a.PeerID[:]), fam, string(packed[:n]), seeder, int(u.Event), a.When().Unix(),
 		want, uid, opts, s.opts.PreferredSubnet(v6), rand.Uint32(), rand.Uint32(), string(a.InfoHash[:]))
 	s.metrics.observe(opAnnounce, start, err)

@@ -56,7 +56,7 @@ func TestConformance(t *testing.T) {
 
 // openStore opens a store on the servers at addrs with the given parameters
 // besides the address, and closes it when the test ends.
-func openStore(t *testing.T, o tracker.Options, params map[string]any, addrs ...string) *Store {
+func openStore(t testing.TB, o tracker.Options, params map[string]any, addrs ...string) *Store {
 	t.Helper()
 	if params == nil {
 		params = map[string]any{}

@@ -9,9 +9,11 @@ package redis
 //	P{hex}   hash: one field per peer_id, its record; and the swarm's
 //	         counts, "c" (complete), "i" (incomplete), "d" (downloaded).
 //	         The swarm exists while "d" does.
-//	P{hex}4  sorted set of the swarm's IPv4 peer_ids, scored by last
+//	P{hex}4  sorted set of the swarm's IPv4 peers, scored by last
 //	         announce (Unix seconds), plus 2^32 for a seeder: leechers
-//	         come first, each half oldest first.
+//	         come first, each half oldest first. A member is the peer_id,
+//	         the packed address and port, and in a private store the user
+//	         id: what picking a peer needs, without a look-up per peer.
 //	P{hex}6  the same for IPv6.
 //
 // A record is one byte of flags (1: in IPv4, 2: IPv4 seeder, 4: in IPv6,
@@ -46,6 +48,9 @@ end
 
 -- contrib is what a record adds to the counts: seeders, leechers. A
 -- dual-stacked peer is one peer, in the role of its IPv4 record.
+-- member is a peer's member of a family's set.
+local function member(pid, a, uid) return pid .. a .. uid end
+
 local function contrib(f, dual)
   local in4, in6 = band(f, 1) ~= 0, band(f, 4) ~= 0
   local s4, s6 = band(f, 2) ~= 0, band(f, 8) ~= 0
@@ -99,8 +104,13 @@ local s0, l0 = contrib(f0, dual)
 if event == 3 then -- Stopped
   if not had then return {change, c, i, d, 0, '', '', '', ''} end
   local f1 = f0 - band(f0, IN + SD)
-  redis.call('ZREM', zf, pid)
-  if v4 then a4 = nil else a6 = nil end
+  if v4 then
+    redis.call('ZREM', zf, member(pid, a4, ruid))
+    a4 = nil
+  else
+    redis.call('ZREM', zf, member(pid, a6, ruid))
+    a6 = nil
+  end
   local s1, l1 = contrib(f1, dual)
   c, i = c + s1 - s0, i + l1 - l0
   change = change + 2 -- PeerRemoved
@@ -124,13 +134,17 @@ local f1 = f0 - band(f0, SD)
 if not had then f1 = f1 + IN end
 local score = now
 if seeder then f1, score, change = f1 + SD, now + SEED, change + 8 end -- SeederAfter
+local was = nil
+if had then if v4 then was = member(pid, a4, ruid) else was = member(pid, a6, ruid) end end
 if v4 then a4 = addr else a6 = addr end
 if event == 1 and band(f1, 16) == 0 then -- Completed, the peer's first
   f1, d, change = f1 + 16, d + 1, change + 16 -- Snatched
 end
 local s1, l1 = contrib(f1, dual)
 c, i = c + s1 - s0, i + l1 - l0
-redis.call('ZADD', zf, score, pid)
+local m = member(pid, addr, uid)
+if was and was ~= m then redis.call('ZREM', zf, was) end
+redis.call('ZADD', zf, score, m)
 redis.call('HSET', h, pid, encode(f1, a4, a6, uid), 'c', c, 'i', i, 'd', d)
 local index = 0
 if peerless then
@@ -145,16 +159,18 @@ local n = 0
 local checkUID = uid ~= '' and uid ~= '\0\0\0\0'
 local bits = tonumber(ARGV[10])
 
--- accept returns the packed address of candidate id for family fam4, or
--- nil if the announcer must not get it.
-local function accept(id, crec, fam4, other)
-  if id == pid or not crec then return nil end
-  local cf, c4, c6, cuid = decode(crec)
-  if checkUID and cuid == uid then return nil end
+-- accept returns the id and packed address of candidate member m of
+-- family fam4, or nil if the announcer must not get it. crec is its
+-- record, looked up only where needed (see walk).
+local function accept(m, crec, fam4, other)
+  local id = string.sub(m, 1, 20)
+  if id == pid then return nil end
+  local alen = 26
+  if not fam4 then alen = 38 end
+  if checkUID and string.sub(m, alen + 1) == uid then return nil end
   -- A dual-stacked peer was offered by the announcer's own family.
-  if other and dual and band(cf, IN) ~= 0 then return nil end
-  if fam4 then return c4 end
-  return c6
+  if crec and band(string.byte(crec, 1), IN) ~= 0 then return nil end
+  return id, string.sub(m, 21, alen)
 end
 
 local function put(fam4, id, a)
@@ -165,18 +181,25 @@ local function put(fam4, id, a)
   n = n + 1
 end
 
--- candidates calls fn with the candidates of ranks [lo, lo+span) of z, from
--- rank lo+start on, wrapping, up to limit of them, until fn returns true.
-local function candidates(z, lo, span, start, limit, fn)
+-- candidates calls fn with the members of ranks [0, span) of z, and with
+-- their records if records is set, from rank start on, wrapping, up to
+-- limit of them, until fn returns true.
+local function candidates(z, span, start, limit, records, fn)
   local seen = 0
   while seen < limit do
     local pos = (start + seen) % span
-    local cnt = math.min(limit - seen, span - pos, want - n + 16)
-    local ids = redis.call('ZRANGE', z, lo + pos, lo + pos + cnt - 1)
-    if #ids == 0 then return end
-    local recs = redis.call('HMGET', h, unpack(ids))
-    for k = 1, #ids do
-      if fn(ids[k], recs[k]) then return end
+    -- As many as are wanted, and one more for the announcer itself.
+    local cnt = math.min(limit - seen, span - pos, want - n + 1)
+    local ms = redis.call('ZRANGE', z, pos, pos + cnt - 1)
+    if #ms == 0 then return end
+    local recs = {}
+    if records then
+      local ids = {}
+      for k = 1, #ms do ids[k] = string.sub(ms[k], 1, 20) end
+      recs = redis.call('HMGET', h, unpack(ids))
+    end
+    for k = 1, #ms do
+      if fn(ms[k], recs[k] or nil) then return end
     end
     seen = seen + cnt
   end
@@ -200,10 +223,13 @@ local function walk(z, fam4, other, rnd, prefer)
   local total = span(z)
   if total == 0 or n >= want then return end
   local start = rnd % total
+  -- Only a dual-stacked peer of the other family needs its record: to
+  -- skip it if it is in the announcer's family too.
+  local records = other and dual
   if prefer == 0 then
-    candidates(z, 0, total, start, total, function(id, crec)
-      local a = accept(id, crec, fam4, other)
-      if a then put(fam4, id, a) end
+    candidates(z, total, start, total, records, function(m, crec)
+      local id, a = accept(m, crec, fam4, other)
+      if id then put(fam4, id, a) end
       return n >= want
     end)
     return
@@ -214,9 +240,9 @@ local function walk(z, fam4, other, rnd, prefer)
   if not fam4 then alen = 16 end
   local mine = string.sub(addr, 1, alen)
   local rest = {}
-  candidates(z, 0, total, start, math.min(total, 1000), function(id, crec)
-    local a = accept(id, crec, fam4, other)
-    if a then
+  candidates(z, total, start, math.min(total, 1000), records, function(m, crec)
+    local id, a = accept(m, crec, fam4, other)
+    if id then
       if sameSubnet(a, mine, prefer) then
         put(fam4, id, a)
       else
@@ -264,8 +290,10 @@ for k, z in ipairs({z4, z6}) do
   if k == 2 then IN, SD = 4, 8 end
   for role = 0, 1 do
     if left > 0 then
-      local ids = redis.call('ZRANGEBYSCORE', z, role * SEED, '(' .. (role * SEED + cutoff), 'LIMIT', 0, left)
-      if #ids > 0 then
+      local ms = redis.call('ZRANGEBYSCORE', z, role * SEED, '(' .. (role * SEED + cutoff), 'LIMIT', 0, left)
+      if #ms > 0 then
+        local ids = {}
+        for j = 1, #ms do ids[j] = string.sub(ms[j], 1, 20) end
         local recs = redis.call('HMGET', h, unpack(ids))
         for j = 1, #ids do
           local f0, a4, a6, uid = decode(recs[j])
@@ -281,8 +309,8 @@ for k, z in ipairs({z4, z6}) do
           res[2 * k - 1] = res[2 * k - 1] + 1
           if role == 1 then res[2 * k] = res[2 * k] + 1 end
         end
-        redis.call('ZREM', z, unpack(ids))
-        left = left - #ids
+        redis.call('ZREM', z, unpack(ms))
+        left = left - #ms
       end
     end
   end
