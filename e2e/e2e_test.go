@@ -106,28 +106,58 @@ func TestE2E(t *testing.T) {
 	for _, c := range privateCases {
 		t.Run(c.name, func(t *testing.T) { testPrivate(t, c) })
 	}
-	check(t, "loopback only: the tracker saw only 127.0.0.1, aria2 connected only to 127.0.0.1", checkLoopbackOnly)
+	check(t, "loopback only: the tracker saw only 127.0.0.1, aria2 connected only to 127.0.0.1 (and no client log names another address)", checkLoopbackOnly)
 }
 
-// An announceURL is a form of the tracker's announce URL that a torrent
-// names; passkey is "" on a public tracker. A new form (another path, or
-// another protocol the daemon serves) is a new function here and a new row
-// in publicCases or privateCases.
-type announceURL func(tr *e2etest.Tracker, passkey string) string
+// A urlForm is a form of the tracker's announce URL that a torrent names.
+// A new form (another path, or another protocol the daemon serves) is a
+// new value here and new rows in publicCases and privateCases.
+type urlForm struct {
+	// url is the announce URL; passkey is "" on a public tracker.
+	url func(tr *e2etest.Tracker, passkey string) string
+	// udp is set for udp:// URLs. The tracker logs no event for a UDP
+	// announce, so the cases check a client's events by their effect on
+	// the scrape alone; and aria2 1.36 announces to UDP trackers only with
+	// DHT on (it shares the DHT's socket), which it gets, bound to
+	// 127.0.0.1 and with no node to talk to.
+	udp bool
+	// unknownPasskey matches the tracker's log line for the deliberate
+	// announce with the unknown passkey, the one failure a private case
+	// asks for.
+	unknownPasskey func(passkey string) *regexp.Regexp
+}
 
-// httpAnnounce is http://127.0.0.1:PORT/announce, or /<passkey>/announce.
-func httpAnnounce(tr *e2etest.Tracker, passkey string) string { return tr.AnnounceURL(passkey) }
+var (
+	// httpURL is http://127.0.0.1:PORT/announce, or /<passkey>/announce.
+	httpURL = urlForm{
+		url: (*e2etest.Tracker).AnnounceURL,
+		unknownPasskey: func(pk string) *regexp.Regexp {
+			return regexp.MustCompile(`GET /` + pk + `/announce\?.*: Passkey not found$`)
+		},
+	}
+	// udpURL is udp://127.0.0.1:PORT/announce, or /<passkey>/announce
+	// (which a client sends as BEP 41 URL data).
+	udpURL = urlForm{
+		url: (*e2etest.Tracker).UDPAnnounceURL,
+		udp: true,
+		unknownPasskey: func(string) *regexp.Regexp {
+			return regexp.MustCompile(`\] udp: action 1 from \S+: Passkey not found$`)
+		},
+	}
+)
 
 // publicCases run one after the other against one public tracker. The
 // clients' roles and their ways of leaving the swarm are in run; the
-// torrent announces to announce.
+// torrent announces to form's URL alone.
 var publicCases = []struct {
-	name     string
-	run      func(t *testing.T, s *swarm)
-	announce announceURL
+	name string
+	run  func(t *testing.T, s *swarm)
+	form urlForm
 }{
-	{"aria2->transmission", aria2SeedsTransmissionLeeches, httpAnnounce},
-	{"transmission->aria2", transmissionSeedsAria2Leeches, httpAnnounce},
+	{"aria2->transmission", aria2SeedsTransmissionLeeches, httpURL},
+	{"transmission->aria2", transmissionSeedsAria2Leeches, httpURL},
+	{"aria2->transmission over udp", aria2SeedsTransmissionLeeches, udpURL},
+	{"transmission->aria2 over udp", transmissionSeedsAria2Leeches, udpURL},
 }
 
 func testPublic(t *testing.T) {
@@ -136,10 +166,11 @@ func testPublic(t *testing.T) {
 	for i, c := range publicCases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(work, "public", fmt.Sprintf("case%d", i+1))
-			s := &swarm{tr: tr, dir: dir, scrape: tr.ScrapeURL("")}
+			s := &swarm{tr: tr, dir: dir, scrape: tr.ScrapeURL(""), form: c.form}
+			s.needUDP(t)
 			s.files(t)
 			var err error
-			if s.hash, err = e2etest.MakeTorrent(s.payloadPath, filepath.Join(dir, "test.torrent"), c.announce(tr, "")); err != nil {
+			if s.hash, err = e2etest.MakeTorrent(s.payloadPath, filepath.Join(dir, "test.torrent"), c.form.url(tr, "")); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("[%v] %d bytes, info_hash %s, seeder port %d, leecher port %d",
@@ -176,13 +207,23 @@ func stopTracker(t *testing.T, tr *e2etest.Tracker, expected *regexp.Regexp) {
 type swarm struct {
 	tr          *e2etest.Tracker
 	dir         string
-	scrape      string // the scrape URL (as the seeder's user, in private mode)
-	payloadPath string // dir/seed/payload.bin
+	scrape      string  // the scrape URL (as the seeder's user, in private mode)
+	form        urlForm // of the URLs the torrents announce to
+	payloadPath string  // dir/seed/payload.bin
 	payload     []byte
 	hash        string // info_hash, hex
 
 	seedPort, leechPort int
 	seeder, leecher     *e2etest.Client
+}
+
+// needUDP fails t when the swarm's torrents announce over UDP and the
+// tracker serves none.
+func (s *swarm) needUDP(t *testing.T) {
+	t.Helper()
+	if s.form.udp && s.tr.UDP == "" {
+		t.Fatalf("the tracker serves no UDP (no \"serving UDP announces on\" in %s)", s.tr.Log)
+	}
 }
 
 // files makes the payload and picks the clients' ports.
@@ -222,44 +263,23 @@ func (s *swarm) logs() string {
 // path is a file in the case's directory.
 func (s *swarm) path(name string) string { return filepath.Join(s.dir, name) }
 
-var settings = func() string {
-	p, _ := filepath.Abs("transmission-settings.json")
-	return p
-}()
-
-func (s *swarm) aria2(t *testing.T, dir, torrent string, port int, log string, extra ...string) *e2etest.Client {
+// share is the transfer every case makes: the seeder seeds seedTorrent
+// from dir/seed, then the leecher leeches leechTorrent (the same torrent,
+// or the leecher's own copy with its passkey) into dir/leech and must end
+// with a byte-identical file, and the scrape must then show two seeders
+// and a download. It reports whether the case can go on.
+func (s *swarm) share(t *testing.T, seeder, leecher clientKind, seedTorrent, leechTorrent string) bool {
 	t.Helper()
-	return e2etest.Aria2(t, dir, torrent, port, s.path(log), clientDeadline, extra...)
-}
-
-func (s *swarm) transmission(t *testing.T, dir, torrent string, port int, log string) *e2etest.Client {
-	t.Helper()
-	return e2etest.Transmission(t, settings, s.path("tr-cfg"), dir, torrent, port, s.path(log), clientDeadline)
-}
-
-// endedOnSIGINT reports whether transmission-cli ended as SIGINT ends it:
-// 0, 130, or by the signal itself (not SIGKILL after it ignored SIGINT).
-func endedOnSIGINT(e e2etest.Exit) bool {
-	return e.Code == 0 || e.Code == 130 || e.Signal == syscall.SIGINT
-}
-
-// aria2ToTransmission is the transfer the aria2-seeding cases share: aria2
-// seeds seedTorrent from dir/seed, transmission-cli leeches leechTorrent
-// (the same torrent, or the leecher's own copy with its passkey) into
-// dir/leech, and the scrape must then show two seeders and a download. It
-// reports whether the case can go on.
-func (s *swarm) aria2ToTransmission(t *testing.T, seedTorrent, leechTorrent string, extra ...string) bool {
-	t.Helper()
-	s.seeder = s.aria2(t, s.path("seed"), seedTorrent, s.seedPort, "aria2-seed.log", append([]string{"--check-integrity=true"}, extra...)...)
-	if !check(t, "seeder registered (aria2, left=0)", func(t *testing.T) {
+	s.seeder = seeder.run(t, s, "seed", seedTorrent, s.seedPort)
+	if !check(t, "seeder registered ("+seeder.short+", left=0)", func(t *testing.T) {
 		s.expectScrape(t, 20*time.Second, "complete==1", "incomplete==0")
 	}) {
 		t.Log(e2etest.Tail(s.tr.Log, 25))
 		return false
 	}
 
-	s.leecher = s.transmission(t, s.path("leech"), leechTorrent, s.leechPort, "transmission-leech.log")
-	if !check(t, "transmission-cli downloaded a byte-identical file", func(t *testing.T) {
+	s.leecher = leecher.run(t, s, "leech", leechTorrent, s.leechPort)
+	if !check(t, leecher.name+" downloaded a byte-identical file", func(t *testing.T) {
 		if !e2etest.WaitIdentical(s.payload, s.path("leech/payload.bin"), transferWait, s.leecher) {
 			t.Fatalf("no byte-identical payload.bin within %v\n%s", transferWait, s.logs())
 		}
@@ -268,11 +288,17 @@ func (s *swarm) aria2ToTransmission(t *testing.T, seedTorrent, leechTorrent stri
 		return false
 	}
 
-	// Transmission announces `completed` at its next announce (about 2 s).
+	// A leecher announces `completed` at its next announce (about 2 s).
 	check(t, "scrape after the transfer: 2 seeders, downloaded>=1", func(t *testing.T) {
 		s.expectScrape(t, 10*time.Second, "complete==2", "incomplete==0", "downloaded>=1")
 	})
 	return true
+}
+
+// sawEvent reports whether the client listening on port sent event, when
+// the tracker's log can tell (HTTP); over UDP it reports true.
+func (s *swarm) sawEvent(port int, event string) bool {
+	return s.form.udp || s.tr.SawAnnounce(port, event)
 }
 
 // aria2SeedsTransmissionLeeches: aria2 seeds, transmission-cli leeches.
@@ -281,14 +307,14 @@ func (s *swarm) aria2ToTransmission(t *testing.T, seedTorrent, leechTorrent stri
 // swarm must empty by stopped and by expiry.
 func aria2SeedsTransmissionLeeches(t *testing.T, s *swarm) {
 	torrent := s.path("test.torrent")
-	if !s.aria2ToTransmission(t, torrent, torrent, "--seed-time=3") {
+	if !s.share(t, aria2.with("--seed-time=3"), transmission, torrent, torrent) {
 		return
 	}
 	check(t, "aria2's stopped removes it at once", func(t *testing.T) {
-		if e := s.seeder.Stop(syscall.SIGINT); e.Code != 0 {
+		if e := s.seeder.Stop(syscall.SIGINT); !aria2.endedOnSIGINT(e) {
 			t.Errorf("aria2 seeder exits 0 on SIGINT: %v\n%s", e, e2etest.Tail(s.seeder.Log, 25))
 		}
-		if !s.tr.SawAnnounce(s.seedPort, "stopped") {
+		if !s.sawEvent(s.seedPort, "stopped") {
 			t.Fatalf("aria2 sent stopped on SIGINT: no event=stopped from port %d in %s", s.seedPort, s.tr.Log)
 		}
 		s.expectScrape(t, 4*time.Second, "complete==1", "incomplete==0")
@@ -307,51 +333,38 @@ func aria2SeedsTransmissionLeeches(t *testing.T, s *swarm) {
 func transmissionSeedsAria2Leeches(t *testing.T, s *swarm) {
 	torrent := s.path("test.torrent")
 	// Transmission checks the file it finds, then announces left=0 (after
-	// its quirky leading `stopped`).
-	s.seeder = s.transmission(t, s.path("seed"), torrent, s.seedPort, "transmission-seed.log")
-	if !check(t, "seeder registered (transmission, left=0)", func(t *testing.T) {
-		s.expectScrape(t, 20*time.Second, "complete==1", "incomplete==0")
-	}) {
+	// its quirky leading `stopped`). aria2's --seed-time is in minutes:
+	// 0.25 is 15 s of seeding after the download.
+	if !s.share(t, transmission, aria2.with("--seed-time=0.25"), torrent, torrent) {
 		return
 	}
-
-	// --seed-time is in minutes: 0.25 is 15 s of seeding after the download.
-	s.leecher = s.aria2(t, s.path("leech"), torrent, s.leechPort, "aria2-leech.log", "--seed-time=0.25")
-	if !check(t, "aria2 downloaded a byte-identical file", func(t *testing.T) {
-		if !e2etest.WaitIdentical(s.payload, s.path("leech/payload.bin"), transferWait, s.leecher) {
-			t.Fatalf("no byte-identical payload.bin within %v\n%s", transferWait, s.logs())
-		}
-		t.Logf("[%v] done", since())
-	}) {
-		return
-	}
-
-	check(t, "scrape after the transfer: 2 seeders, downloaded>=1", func(t *testing.T) {
-		s.expectScrape(t, 10*time.Second, "complete==2", "incomplete==0", "downloaded>=1")
-	})
 	check(t, "aria2's stopped removes it at once", func(t *testing.T) {
 		if e := s.leecher.Wait(); e.Code != 0 {
 			t.Errorf("aria2 ends 0 when its seed time is over: %v\n%s", e, e2etest.Tail(s.leecher.Log, 25))
 		}
-		completed, stopped := s.tr.SawAnnounce(s.leechPort, "completed"), s.tr.SawAnnounce(s.leechPort, "stopped")
+		completed, stopped := s.sawEvent(s.leechPort, "completed"), s.sawEvent(s.leechPort, "stopped")
 		if !completed || !stopped {
 			t.Fatalf("aria2 sent completed, then stopped at the end of its seed time: completed %v, stopped %v", completed, stopped)
 		}
 		s.expectScrape(t, 4*time.Second, "complete==1", "incomplete==0")
 	})
 	check(t, "stopped transmission leaves (stopped or expiry); swarm empty", func(t *testing.T) {
-		if e := s.seeder.Stop(syscall.SIGINT); !endedOnSIGINT(e) {
+		if e := s.seeder.Stop(syscall.SIGINT); !transmission.endedOnSIGINT(e) {
 			t.Errorf("transmission-cli ends on SIGINT: %v\n%s", e, e2etest.Tail(s.seeder.Log, 25))
 		}
 		s.expectScrape(t, expiryWait, "complete==0", "incomplete==0")
 	})
 }
 
-var connecting = regexp.MustCompile(`Connecting to (\S+)`)
+var (
+	connecting = regexp.MustCompile(`Connecting to (\S+)`)
+	ipv4       = regexp.MustCompile(`\b\d{1,3}(?:\.\d{1,3}){3}\b`)
+)
 
-// checkLoopbackOnly: every request every tracker saw came from 127.0.0.1,
-// and aria2 (whose info log names each connection) connected to nothing
-// else.
+// checkLoopbackOnly: every request every tracker saw came from 127.0.0.1;
+// aria2 (whose info log names each connection, and each DHT node it would
+// talk to) connected to nothing else, and no client log names another
+// IPv4 address (but aria2's list of the machine's own addresses).
 func checkLoopbackOnly(t *testing.T) {
 	var bad []string
 	var requests, connections int
@@ -359,7 +372,8 @@ func checkLoopbackOnly(t *testing.T) {
 		if err != nil || d.IsDir() {
 			return nil
 		}
-		switch name := d.Name(); {
+		name := d.Name()
+		switch {
 		case name == "tracker.log":
 			for _, r := range e2etest.Requests(path) {
 				requests++
@@ -367,12 +381,26 @@ func checkLoopbackOnly(t *testing.T) {
 					bad = append(bad, path+": "+r.Line)
 				}
 			}
-		case strings.HasPrefix(name, "aria2-") && strings.HasSuffix(name, ".log.debug"):
-			b, _ := os.ReadFile(path)
-			for _, m := range connecting.FindAllStringSubmatch(string(b), -1) {
+			return nil
+		case strings.HasPrefix(name, "aria2-") && strings.HasSuffix(name, ".log.debug"),
+			strings.HasPrefix(name, "libtorrent-") && strings.HasSuffix(name, ".log"):
+		default:
+			return nil
+		}
+		b, _ := os.ReadFile(path)
+		for line := range strings.Lines(string(b)) {
+			if m := connecting.FindStringSubmatch(line); m != nil {
 				connections++
 				if !strings.HasPrefix(m[1], "127.0.0.1:") {
 					bad = append(bad, path+": "+m[0])
+				}
+			}
+			if strings.Contains(line, "Found configured address") {
+				continue
+			}
+			for _, ip := range ipv4.FindAllString(line, -1) {
+				if ip != "127.0.0.1" {
+					bad = append(bad, path+": "+strings.TrimSpace(line))
 				}
 			}
 		}

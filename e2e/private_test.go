@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,16 +22,25 @@ import (
 
 // privateCases run private mode, as a Gazelle site's tracker (see README
 // "Replacing Ocelot"), each with its own MariaDB server, site database and
-// tracker. The torrents announce to announce with each user's passkey.
+// tracker. Each user's torrent announces to form's URL with the user's
+// passkey; seeder and leecher are the clients.
 var privateCases = []privateCase{
-	{"private", httpAnnounce},
+	{"private", httpURL, aria2, transmission, false},
+	// aria2 1.36 and Transmission 3.00 send no BEP 41 URL data, so a
+	// udp:// passkey URL works with neither (and aria2 turns its UDP
+	// trackers off with DHT, for private torrents).
+	{"private over udp", udpURL, libtorrent, libtorrent, true},
 }
 
-// A privateCase is a private-mode run whose torrents announce to announce
-// with each user's passkey.
+// A privateCase is a private-mode run.
 type privateCase struct {
-	name     string
-	announce announceURL
+	name            string
+	form            urlForm
+	seeder, leecher clientKind
+	// exactCredit: the clients report exactly the payload they moved
+	// (libtorrent counts payload bytes only), so the credit must be the
+	// file's size, not within the bounds of site.credited.
+	exactCredit bool
 }
 
 // The site's users and torrent.
@@ -48,6 +56,7 @@ type site struct {
 	secret                      string // tracker_secret (Gazelle's TRACKER_SECRET)
 	seederPK, leecherPK, nobody string // users_main.torrent_pass; nobody's is unknown
 	size                        int64  // the payload's, once known
+	exactCredit                 bool   // see privateCase
 }
 
 // update is the site's update call on the admin listener; it returns an
@@ -90,7 +99,7 @@ func (st *site) exec(stmts ...stmt) error {
 // Ocelot's "Passkey not found".
 func testPrivate(t *testing.T, c privateCase) {
 	st := &site{secret: e2etest.RandomHex(16), seederPK: e2etest.RandomHex(16),
-		leecherPK: e2etest.RandomHex(16), nobody: e2etest.RandomHex(16)}
+		leecherPK: e2etest.RandomHex(16), nobody: e2etest.RandomHex(16), exactCredit: c.exactCredit}
 	srv := mariadbtest.StartServer(t)
 	t.Logf("[%v] mariadbd on %s (socket %s)", since(), srv.Addr, srv.Socket)
 	dsn := srv.Database(t, filepath.Join("..", "backend", "mysql", "testdata", "gazelle-min.sql"))
@@ -118,7 +127,7 @@ func testPrivate(t *testing.T, c privateCase) {
 		return
 	}
 
-	dir := filepath.Join(work, c.name)
+	dir := filepath.Join(work, strings.ReplaceAll(c.name, " ", "-"))
 	tr := e2etest.StartTracker(t, trackerBinary(t), filepath.Join(dir, "tracker"), map[string]any{
 		"private_tracker": true,
 		"tracker_secret":  st.secret,
@@ -131,9 +140,9 @@ func testPrivate(t *testing.T, c privateCase) {
 	})
 	t.Logf("[%v] tracker pid %d on %s (admin %s)", since(), tr.PID(), tr.Addr, tr.Admin)
 
-	transferred := privateTransfer(t, st, &swarm{tr: tr, dir: dir, scrape: tr.ScrapeURL(st.seederPK)}, c.announce)
+	transferred := privateTransfer(t, st, &swarm{tr: tr, dir: dir, scrape: tr.ScrapeURL(st.seederPK), form: c.form}, c)
 	// The deliberate unknown passkey is the one request allowed to fail.
-	stopTracker(t, tr, regexp.MustCompile(`GET /`+st.nobody+`/announce\?.*: Passkey not found$`))
+	stopTracker(t, tr, c.form.unknownPasskey(st.nobody))
 	if transferred {
 		st.dbChecks(t, "after the tracker stopped", 0)
 	}
@@ -141,7 +150,9 @@ func testPrivate(t *testing.T, c privateCase) {
 
 // privateTransfer is a private case up to its first database checks; it
 // reports whether the transfer got that far.
-func privateTransfer(t *testing.T, st *site, s *swarm, announce announceURL) bool {
+func privateTransfer(t *testing.T, st *site, s *swarm, c privateCase) bool {
+	announce := c.form.url
+	s.needUDP(t)
 	s.files(t)
 	st.size = int64(len(s.payload))
 	seederTorrent, leecherTorrent := s.path("seeder.torrent"), s.path("leecher.torrent")
@@ -168,8 +179,8 @@ func privateTransfer(t *testing.T, st *site, s *swarm, announce announceURL) boo
 				t.Fatalf("%s: not private, or not announcing to its passkey %s", f, pk)
 			}
 		}
-		t.Logf("[%v] %d bytes, info_hash %s, aria2 port %d, transmission port %d",
-			since(), st.size, s.hash, s.seedPort, s.leechPort)
+		t.Logf("[%v] %d bytes, info_hash %s, %s port %d, %s port %d",
+			since(), st.size, s.hash, c.seeder.name, s.seedPort, c.leecher.name, s.leechPort)
 	}) {
 		return false
 	}
@@ -207,24 +218,25 @@ func privateTransfer(t *testing.T, st *site, s *swarm, announce announceURL) boo
 		}
 	})
 
-	if !s.aria2ToTransmission(t, seederTorrent, leecherTorrent) {
+	if !s.share(t, c.seeder, c.leecher, seederTorrent, leecherTorrent) {
 		return false
 	}
 
-	// Both stop: aria2 sends `stopped` with its final counters; Transmission
-	// may or may not (its `completed` already carried its download).
-	check(t, "clients stop (transmission-cli sent completed; aria2 exits 0 and sends stopped on SIGINT; transmission-cli ends on SIGINT)", func(t *testing.T) {
-		if !s.tr.SawAnnounce(s.leechPort, "completed") {
-			t.Errorf("transmission-cli sent no event=completed from port %d", s.leechPort)
+	// Both stop: the seeder sends `stopped` with its final counters; the
+	// leecher's `completed` already carried its download (Transmission may
+	// or may not send `stopped`).
+	check(t, "clients stop (the leecher sent completed; the seeder exits as SIGINT ends it and sends stopped; the leecher ends on SIGINT)", func(t *testing.T) {
+		if !s.sawEvent(s.leechPort, "completed") {
+			t.Errorf("%s sent no event=completed from port %d", c.leecher.name, s.leechPort)
 		}
-		if e := s.seeder.Stop(syscall.SIGINT); e.Code != 0 {
-			t.Errorf("aria2 seeder exits 0 on SIGINT: %v\n%s", e, e2etest.Tail(s.seeder.Log, 25))
+		if e := s.seeder.Stop(syscall.SIGINT); !c.seeder.endedOnSIGINT(e) {
+			t.Errorf("%s seeder on SIGINT: %v\n%s", c.seeder.name, e, e2etest.Tail(s.seeder.Log, 25))
 		}
-		if !s.tr.SawAnnounce(s.seedPort, "stopped") {
-			t.Errorf("aria2 sent no event=stopped from port %d on SIGINT", s.seedPort)
+		if c.seeder.sendsStopped && !s.sawEvent(s.seedPort, "stopped") {
+			t.Errorf("%s sent no event=stopped from port %d on SIGINT", c.seeder.name, s.seedPort)
 		}
-		if e := s.leecher.Stop(syscall.SIGINT); !endedOnSIGINT(e) {
-			t.Errorf("transmission-cli ends on SIGINT: %v\n%s", e, e2etest.Tail(s.leecher.Log, 25))
+		if e := s.leecher.Stop(syscall.SIGINT); !c.leecher.endedOnSIGINT(e) {
+			t.Errorf("%s leecher on SIGINT: %v\n%s", c.leecher.name, e, e2etest.Tail(s.leecher.Log, 25))
 		}
 	})
 
@@ -269,7 +281,20 @@ func (st *site) counters() (counters, error) {
 // in flight) and at most 150% (a tracker that credited an announce twice
 // would double it; Transmission counts re-requested blocks too, but there
 // are few on loopback).
-func (st *site) credited(n int64) bool { return n >= st.size*9/10 && n <= st.size*3/2 }
+func (st *site) credited(n int64) bool {
+	if st.exactCredit {
+		return n == st.size
+	}
+	return n >= st.size*9/10 && n <= st.size*3/2
+}
+
+// creditBounds describes what credited accepts, for check names.
+func (st *site) creditBounds() string {
+	if st.exactCredit {
+		return "the file size"
+	}
+	return "within 90-150% of the file size"
+}
 
 func (st *site) seederCredited(c counters) bool {
 	return st.credited(c.seederUp.Int64) && c.seederDown.Int64 == 0
@@ -296,17 +321,17 @@ func (st *site) dbChecks(t *testing.T, when string, within time.Duration) {
 		check(t, prefix+"counters readable", func(t *testing.T) { t.Fatal(err) })
 		return
 	}
-	check(t, prefix+"seeder's users_leech_stats Uploaded within 90-150% of the file size, Downloaded 0", func(t *testing.T) {
+	check(t, prefix+"seeder's users_leech_stats Uploaded "+st.creditBounds()+", Downloaded 0", func(t *testing.T) {
 		if !st.seederCredited(c) {
-			t.Fatalf("Uploaded %d, Downloaded %d; want Uploaded in [%d, %d], Downloaded 0",
-				c.seederUp.Int64, c.seederDown.Int64, st.size*9/10, st.size*3/2)
+			t.Fatalf("Uploaded %d, Downloaded %d; want Uploaded %s (%d), Downloaded 0",
+				c.seederUp.Int64, c.seederDown.Int64, st.creditBounds(), st.size)
 		}
 		t.Logf("Uploaded %d (file %d), Downloaded %d", c.seederUp.Int64, st.size, c.seederDown.Int64)
 	})
-	check(t, prefix+"leecher's users_leech_stats Downloaded within 90-150% of the file size", func(t *testing.T) {
+	check(t, prefix+"leecher's users_leech_stats Downloaded "+st.creditBounds(), func(t *testing.T) {
 		if !st.leecherCredited(c) {
-			t.Fatalf("Downloaded %d, Uploaded %d; want Downloaded in [%d, %d]",
-				c.leecherDown.Int64, c.leecherUp.Int64, st.size*9/10, st.size*3/2)
+			t.Fatalf("Downloaded %d, Uploaded %d; want Downloaded %s (%d)",
+				c.leecherDown.Int64, c.leecherUp.Int64, st.creditBounds(), st.size)
 		}
 		t.Logf("Downloaded %d (file %d), Uploaded %d", c.leecherDown.Int64, st.size, c.leecherUp.Int64)
 	})

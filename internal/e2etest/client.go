@@ -192,3 +192,13 @@ func Transmission(tb testing.TB, settingsFile, cfgDir, dir, torrent string, port
 	return StartProcess(tb, logPath, deadline, syscall.SIGINT, 10*time.Second, "transmission-cli",
 		"-g", cfgDir, "-w", dir, "-p", strconv.Itoa(port), "-M", torrent)
 }
+
+// Libtorrent starts script (e2e/libtorrent_client.py, a client on
+// libtorrent-rasterbar) with Debian's python3 on torrent, seeding from or
+// downloading into dir and listening on port of 127.0.0.1, for at most
+// deadline. SIGINT ends it: it sends `stopped` and exits 0.
+func Libtorrent(tb testing.TB, script, dir, torrent string, port int, logPath string, deadline time.Duration) *Client {
+	tb.Helper()
+	return StartProcess(tb, logPath, deadline, syscall.SIGINT, 10*time.Second, "/usr/bin/python3",
+		script, torrent, dir, strconv.Itoa(port))
+}
