@@ -202,3 +202,22 @@ func TestShutdown(t *testing.T) {
 		t.Error("Serve after Shutdown left its socket open")
 	}
 }
+
+// Serve returns an error, not nil, when its socket is closed under it
+// without a Shutdown.
+func TestServeClosedSocket(t *testing.T) {
+	s := newTestServer(t, nil, nil)
+	conn := listenLoopback(t, "udp4", "127.0.0.1:0")
+	errs := make(chan error, 1)
+	go func() { errs <- s.Serve(conn) }()
+	time.Sleep(10 * time.Millisecond)
+	conn.Close()
+	select {
+	case err := <-errs:
+		if err == nil || !strings.Contains(err.Error(), "udp: reading") {
+			t.Errorf("Serve on a closed socket: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve goes on on a closed socket")
+	}
+}

@@ -18,6 +18,7 @@ package udp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
+	"github.com/golang/glog"
 )
 
 // Server answers BEP 15 requests on any number of sockets.
@@ -58,6 +60,10 @@ func NewServer(cfg *config.Config, tkr *tracker.Tracker, st *stats.Stats) (*Serv
 // batchSize is how many datagrams one system call reads or writes.
 var batchSize = 32
 
+// maxReadFailures is how many reads in a row may fail before Serve gives
+// up on its socket.
+const maxReadFailures = 100
+
 // Serve answers requests on conn until Shutdown, then closes conn and
 // returns nil. It may be called on several sockets at once, each in its own
 // goroutine.
@@ -85,14 +91,24 @@ func (s *Server) Serve(conn *net.UDPConn) error {
 	}
 	w := newWorker(s)
 	ps := b.packets()
+	failures := 0 // consecutive read errors
 	for {
 		n, err := b.read()
 		if err != nil {
 			if s.isClosed() {
 				return nil
 			}
-			return err
+			// A read can fail for one datagram's sake (Windows reports an
+			// oversize one as an error): go on, unless the socket is gone
+			// or nothing but errors comes.
+			if failures++; errors.Is(err, net.ErrClosed) || failures > maxReadFailures {
+				return fmt.Errorf("udp: reading %v: %w", conn.LocalAddr(), err)
+			}
+			glog.Warningf("udp: reading %v: %v", conn.LocalAddr(), err)
+			s.stats.RecordUDP(stats.UDPDropped)
+			continue
 		}
+		failures = 0
 		now := time.Now()
 		for i := range ps[:n] {
 			p := &ps[i]
