@@ -13,7 +13,7 @@ import (
 )
 
 // BenchmarkAnnounce re-announces peers of a loaded store (1M peers in 100k
-// swarms, as compare.sh loads them) and selects 50 peers for each.
+// swarms, as make bench loads them) and selects 50 peers for each.
 func BenchmarkAnnounce(b *testing.B) {
 	s := New(Params{Shards: DefaultShards})
 	loadBench(b, s, 1_000_000, 100_000)
@@ -70,7 +70,7 @@ var mix struct {
 }
 
 // BenchmarkAnnounceMix re-announces peers of a loaded store from
-// GOMAXPROCS goroutines, in compare.sh's mix: 1M peers in 100k swarms of
+// GOMAXPROCS goroutines, in bench/workload's mix: 1M peers in 100k swarms of
 // skewed sizes, each announce another peer's, most of them in a different
 // shard and cache line from the last. Each announce is made afresh, so
 // that, as in a server, the request is in the cache and the store is not.
