@@ -23,7 +23,7 @@ import (
 // cleanly, and that a bad config stops it with the key named.
 func TestBinarySignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		d := startDaemon(t, `{"addr": "127.0.0.1:0", "admin_addr": "127.0.0.1:0"}`)
+		d := startDaemon(t, `{"addr": "127.0.0.1:0", "admin_addr": "127.0.0.1:0", "udp_addr": ""}`)
 		decodeBody(t, rawGet(t, d.public, "GET "+announceTarget+" HTTP/1.0\r\n\r\n"))
 		d.shutdown(t, sig)
 	}
@@ -44,7 +44,7 @@ func TestBinarySignals(t *testing.T) {
 // hears RELOADING=1 then READY=1 each time.
 func TestSIGHUPReload(t *testing.T) {
 	sock := notifySocket(t)
-	d := startDaemon(t, `{"addr": "127.0.0.1:0", "admin_addr": ""}`)
+	d := startDaemon(t, `{"addr": "127.0.0.1:0", "admin_addr": "", "udp_addr": ""}`)
 	expectNotify(t, sock, "READY=1")
 	write := func(s string) {
 		t.Helper()
@@ -69,7 +69,7 @@ func TestSIGHUPReload(t *testing.T) {
 		d.waitLog(t, logLine, n)
 	}
 
-	write(`{"addr": "127.0.0.1:0", "admin_addr": "127.0.0.1:0", "announce": "45m", "min_announce": "20m", "max_num_want": 1, "default_num_want": 1}`)
+	write(`{"addr": "127.0.0.1:0", "admin_addr": "127.0.0.1:0", "udp_addr": "", "announce": "45m", "min_announce": "20m", "max_num_want": 1, "default_num_want": 1}`)
 	hup(1, "SIGHUP: reloaded")
 	if !strings.Contains(d.log.String(), "SIGHUP: admin_addr changed in "+d.config+": only a restart applies such keys") {
 		t.Errorf("admin_addr's change is not reported as needing a restart:\n%s", d.log.String())
@@ -104,7 +104,7 @@ func TestSIGHUPReload(t *testing.T) {
 // way through its request: the daemon stops accepting, but the request is
 // answered (with Connection: close) before it exits.
 func TestSIGTERMFinishesRequestInFlight(t *testing.T) {
-	d := startDaemon(t, `{"addr": "127.0.0.1:0", "admin_addr": ""}`)
+	d := startDaemon(t, `{"addr": "127.0.0.1:0", "admin_addr": "", "udp_addr": ""}`)
 
 	c, err := net.Dial("tcp", d.public)
 	if err != nil {
