@@ -2,6 +2,7 @@ package udp
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"os"
@@ -219,5 +220,49 @@ func TestServeClosedSocket(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve goes on on a closed socket")
+	}
+}
+
+// ":PORT" is one dual-stack socket per CPU: IPv4 clients arrive as
+// IPv4-mapped addresses and are answered as IPv4 ones (6-byte peers).
+func TestDualStack(t *testing.T) {
+	s := newTestServer(t, nil, nil)
+	conns, err := Listen(":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, s, conns...)
+	port := conns[0].LocalAddr().(*net.UDPAddr).Port
+	for _, tc := range []struct {
+		network, host string
+		size          int
+	}{{"udp4", "127.0.0.1", 6}, {"udp6", "::1", 18}} {
+		cl, err := net.DialUDP(tc.network, nil, &net.UDPAddr{IP: net.ParseIP(tc.host), Port: port})
+		if err != nil {
+			if os.Getenv("CI") == "" && tc.network == "udp6" {
+				t.Logf("no IPv6 loopback: %v", err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		cl.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 2048)
+		cl.Write(connectRequest(1))
+		n, err := cl.Read(buf)
+		if err != nil || n != connectLen {
+			t.Fatalf("%s connect: %d bytes, %v", tc.network, n, err)
+		}
+		c := &client{t: t, id: binary.BigEndian.Uint64(buf[8:])}
+		for i := range 2 { // the second announce gets the first as its peer
+			cl.Write(c.announcePacket(ann{ih: hash(1), peer: peer(i), left: 1, numWant: -1, port: uint16(6000 + i)}))
+			if n, err = cl.Read(buf); err != nil {
+				t.Fatalf("%s announce: %v", tc.network, err)
+			}
+		}
+		r := decodeAnswer(t, buf[:n], actionAnnounce, tc.size)
+		if len(r.peers) != 1 || r.peers[0].Addr().String() != tc.host || r.peers[0].Port() != 6000 {
+			t.Errorf("%s: peers %v, want %s port 6000", tc.network, r.peers, tc.host)
+		}
 	}
 }
