@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/chihaya/chihaya/bench/workload"
 	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/chihaya/chihaya/tracker/trackertest"
@@ -22,7 +23,7 @@ func BenchmarkAnnounce(b *testing.B) {
 		ids[n] = trackertest.ID(n)
 	}
 	var resp tracker.AnnounceResponse
-	a := tracker.Announce{InfoHash: benchHash(1), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: 7000, Left: 10}
+	a := tracker.Announce{InfoHash: workload.InfoHash(1), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: 7000, Left: 10}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -43,7 +44,7 @@ func BenchmarkAnnounceSmallSwarms(b *testing.B) {
 	const peers = 10 * torrents
 	s := New(Params{Shards: DefaultShards})
 	announce := func(i int) tracker.Announce {
-		return tracker.Announce{InfoHash: benchHash(i % torrents), PeerID: benchID(i), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: 7000, Left: uint64(i % 3)}
+		return tracker.Announce{InfoHash: workload.InfoHash(i % torrents), PeerID: (&workload.Peer{Serial: i}).PeerID(), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: 7000, Left: uint64(i % 3)}
 	}
 	var resp tracker.AnnounceResponse
 	for i := range peers {

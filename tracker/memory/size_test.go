@@ -2,20 +2,19 @@ package memory
 
 import (
 	"context"
-	"math"
 	"net/netip"
 	"runtime"
 	"testing"
 	"time"
 
-	"github.com/chihaya/chihaya/bittorrent"
+	"github.com/chihaya/chihaya/bench/workload"
 	"github.com/chihaya/chihaya/tracker"
 )
 
-// loadBench fills s the way ../shared/bench/announce.lua does: peer i
-// announces to torrent floor(u²·torrents) with u the golden-ratio sequence,
-// so a few swarms hold thousands of peers and most hold a handful; 30% are
-// seeders.
+// loadBench fills s the way the project's benchmark (bench/workload) does:
+// peer i announces to torrent floor(u²·torrents) with u the golden-ratio
+// sequence, so a few swarms hold thousands of peers and most hold a
+// handful; 30% are seeders.
 func loadBench(tb testing.TB, s *Store, peers, torrents int) {
 	loadPeers(tb, s, 1, peers, torrents, time.Time{})
 }
@@ -34,41 +33,14 @@ func loadPeers(tb testing.TB, s *Store, from, last, torrents int, t time.Time) {
 	}
 }
 
-// benchAnnounce is the i-th announce of loadBench's sequence, which is
-// compare.sh's (see announce.lua): peer i, in a swarm of a skewed
+// benchAnnounce is the i-th announce of loadBench's sequence, the
+// project benchmark's (bench/workload): peer i, in a swarm of a skewed
 // popularity, three in ten of them seeders. It is arithmetic only, so that
 // a benchmark can make each announce afresh, in the cache as a server's
 // freshly parsed request is.
 func benchAnnounce(i, torrents int) tracker.Announce {
-	const phi = 0.6180339887498949
-	_, u := math.Modf(float64(i) * phi)
-	a := tracker.Announce{InfoHash: benchHash(int(u*u*float64(torrents)) + 1), PeerID: benchID(i), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: uint16(1024 + i%60000), Left: 1000}
-	if i%10 < 3 {
-		a.Left = 0
-	}
-	return a
-}
-
-// benchID is peer i's peer_id, announce.lua's: "-BM0001-" and i in 12
-// digits.
-func benchID(i int) (id bittorrent.PeerID) {
-	copy(id[:], "-BM0001-")
-	for j, v := len(id)-1, i; j >= 8; j, v = j-1, v/10 {
-		id[j] = byte('0' + v%10)
-	}
-	return id
-}
-
-// benchHash is the k-th info_hash of loadBench, the same as
-// gen_hashes.py's and announce.lua's: pseudo-random bytes, so that the
-// swarms spread over the shards as real info_hashes (SHA-1 digests) do.
-func benchHash(k int) (h bittorrent.InfoHash) {
-	x := uint32(uint64(k) * 2654435761)
-	for j := range h {
-		x = x*69069 + 1
-		h[j] = byte(x >> 24)
-	}
-	return h
+	p := workload.Request(i, torrents)
+	return tracker.Announce{InfoHash: workload.InfoHash(p.Torrent), PeerID: p.PeerID(), Addr: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Port: p.Port, Left: p.Left}
 }
 
 func liveHeap() uint64 {
