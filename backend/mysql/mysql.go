@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
+	"github.com/chihaya/chihaya/backend/sqlbatch"
 	"github.com/chihaya/chihaya/config"
 	"github.com/go-sql-driver/mysql"
 	"github.com/golang/glog"
@@ -192,21 +193,15 @@ type Conn struct {
 	site siteState
 	acc  accumulator
 
-	// flushMu serialises flushes (the loop, Flush, Close).
-	flushMu  sync.Mutex
-	instance string // this tracker's row in chihaya_flush
-	seq      int64  // last flush sequence number used
-	doubt    *batch // a flush whose COMMIT got no answer, if any
-	doubtSq  int64  // its sequence number
-	flying   atomic.Int64
+	// fl flushes acc's rows (package sqlbatch).
+	fl sqlbatch.Flusher[*batch]
 	// commit commits a flush's transaction; tests replace it to lose
 	// answers.
 	commit func(*sql.Tx) error
 	// duringReload, if set, runs while Reload reads the database (tests).
 	duringReload func()
 
-	flushErrors atomic.Uint64
-	dropped     atomic.Uint64
+	dropped atomic.Uint64
 
 	comm *siteComm
 
@@ -267,6 +262,7 @@ func Open(ctx context.Context, p Params) (*Conn, error) {
 		stop:  make(chan struct{}),
 	}
 	c.commit = func(tx *sql.Tx) error { return tx.Commit() }
+	c.initFlusher()
 	c.acc.init(p.QueueLimit, &c.dropped)
 	c.site.init()
 	if err := c.open(ctx); err != nil {
@@ -289,7 +285,7 @@ func (c *Conn) open(ctx context.Context) error {
 	if err := c.db.PingContext(ctx); err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
-	if err := c.initFlushLog(ctx); err != nil {
+	if err := c.fl.Init(ctx); err != nil {
 		return err
 	}
 	if err := c.loadWidths(ctx); err != nil {
@@ -360,12 +356,12 @@ func (c *Conn) flushTimeout() time.Duration {
 
 // QueueDepth is the number of rows queued and not yet known to be written.
 func (c *Conn) QueueDepth() int {
-	n := c.acc.depth() + int(c.flying.Load())
+	n := c.acc.depth() + c.fl.InFlight()
 	return n
 }
 
 // FlushErrors is the number of flushes that failed since Open.
-func (c *Conn) FlushErrors() uint64 { return c.flushErrors.Load() }
+func (c *Conn) FlushErrors() uint64 { return c.fl.Errors() }
 
 // DroppedRows is the number of rows given up since Open: beyond
 // queue_limit, or refused by the database one by one (bad data).
@@ -397,7 +393,7 @@ func (c *Conn) Close() error {
 		}
 		if err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err = c.dropFlushLog(ctx)
+			err = c.fl.Drop(ctx)
 			cancel()
 		}
 		if err != nil {

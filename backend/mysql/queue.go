@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -207,16 +206,4 @@ func (a *accumulator) restore(k peerKey, p peerState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.peers[k] = &p
-}
-
-// addSat adds without wrapping around.
-func addSat(a, b int64) int64 {
-	s := a + b
-	switch {
-	case a > 0 && b > 0 && s < 0:
-		return math.MaxInt64
-	case a < 0 && b < 0 && s >= 0:
-		return math.MinInt64
-	}
-	return s
 }

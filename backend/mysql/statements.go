@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/chihaya/chihaya/backend/sqlbatch"
 )
 
 // This file is what a flush writes to Gazelle's tables, and how: one
@@ -19,12 +21,12 @@ import (
 // peers, each table in chunks through execRows.
 func (c *Conn) writeRows(ctx context.Context, tx *sql.Tx, b *batch) error {
 	// Keys in order, so that concurrent writers lock rows in one order.
-	users := sortedKeys(b.users, cmp.Compare[uint32])
-	torrents := sortedKeys(b.torrents, cmp.Compare[uint32])
-	tokens := sortedKeys(b.tokens, func(x, y tokenKey) int {
+	users := sqlbatch.SortedKeys(b.users, cmp.Compare[uint32])
+	torrents := sqlbatch.SortedKeys(b.torrents, cmp.Compare[uint32])
+	tokens := sqlbatch.SortedKeys(b.tokens, func(x, y tokenKey) int {
 		return cmp.Or(cmp.Compare(x.uid, y.uid), cmp.Compare(x.tid, y.tid))
 	})
-	peers := sortedKeys(b.peers, func(x, y peerKey) int {
+	peers := sqlbatch.SortedKeys(b.peers, func(x, y peerKey) int {
 		return cmp.Or(cmp.Compare(x.tid, y.tid), cmp.Compare(x.uid, y.uid), strings.Compare(string(x.peerID[:]), string(y.peerID[:])))
 	})
 

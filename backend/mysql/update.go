@@ -377,7 +377,7 @@ func (c *Conn) statsReport() []byte {
 	num("items in snatch queue", int64(snatches))
 	num("items in token queue", int64(tokens))
 	num("items in token expiry queue", int64(tokenExpiries))
-	num("rows being flushed", c.flying.Load())
+	num("rows being flushed", int64(c.fl.InFlight()))
 	num("flush errors", int64(c.FlushErrors()))
 	num("rows dropped", int64(c.DroppedRows()))
 	num("users", int64(c.site.userCount()))
