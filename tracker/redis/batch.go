@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -18,10 +19,11 @@ import (
 // With little load each call goes alone, at once; with much, calls queue
 // while the workers' round trips are in flight, and the batches grow.
 type batcher struct {
-	s     *Store
-	queue chan *call
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	s      *Store
+	queue  chan *call
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed atomic.Bool
 }
 
 // call is one script call handed to the batcher.
@@ -54,8 +56,12 @@ func newBatcher(s *Store) *batcher {
 	return b
 }
 
-// close stops the workers; calls still queued are answered with err.
-func (b *batcher) close(err error) {
+// close stops the workers; calls still queued are answered with err. It
+// reports whether the batcher was open.
+func (b *batcher) close(err error) bool {
+	if b.closed.Swap(true) {
+		return false
+	}
 	close(b.stop)
 	b.wg.Wait()
 	for {
@@ -64,7 +70,7 @@ func (b *batcher) close(err error) {
 			c.err = err
 			c.done <- struct{}{}
 		default:
-			return
+			return true
 		}
 	}
 }
@@ -72,6 +78,9 @@ func (b *batcher) close(err error) {
 // run calls sc with keys and args in the next batch, and waits for its
 // answer until ctx ends.
 func (b *batcher) run(ctx context.Context, sc script, keys []string, args ...any) (any, error) {
+	if b.closed.Load() {
+		return nil, goredis.ErrClosed
+	}
 	c := calls.Get().(*call)
 	c.ctx, c.sc, c.keys, c.args = ctx, sc, keys, args
 	select {

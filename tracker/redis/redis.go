@@ -216,9 +216,12 @@ func (s *Store) Check(ctx context.Context) error {
 // Every call of it borrows a Redis connection from the client's pool.
 func (s *Store) Get() (tracker.Conn, error) { return (*conn)(s), nil }
 
-// Close closes the client's connections. The data stays in Redis.
+// Close closes the client's connections; the data stays in Redis. Calls
+// after the first do nothing.
 func (s *Store) Close() error {
-	s.batch.close(goredis.ErrClosed)
+	if !s.batch.close(goredis.ErrClosed) {
+		return nil
+	}
 	return s.client.Close()
 }
 

@@ -74,7 +74,7 @@ func openStore(t testing.TB, o tracker.Options, params map[string]any, addrs ...
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { pool.Close() })
+	t.Cleanup(func() { pool.Close() }) // a second Close is harmless
 	return pool.(*Store)
 }
 
@@ -363,9 +363,6 @@ func TestClusterNodeKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	defer func() {
-		t.Logf("%d of %d announces failed with a master down; all swarms served %v after the cluster was ok again", failed, swarms, time.Since(back))
-	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for n := 0; n < swarms; {
 		_, err := announceTo(t, s, trackertest.Leecher(trackertest.Hash(n), 9, "10.0.0.9"), 50)
@@ -378,6 +375,7 @@ func TestClusterNodeKilled(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	t.Logf("%d of %d announces failed with a master down; every swarm was served %v after the cluster was ok again", failed, swarms, time.Since(back))
 	if _, err := s.Purge(context.Background(), time.Now().Add(time.Hour), true); err != nil {
 		t.Errorf("purge after the node came back: %v", err)
 	}
@@ -392,7 +390,8 @@ func TestClusterNodeKilled(t *testing.T) {
 // Redis holds each in at most 150 bytes (INFO's used_memory).
 func TestMemoryPerPeer(t *testing.T) {
 	srv := redistest.Start(t)
-	s := openStore(t, tracker.Options{Peering: tracker.Peering{DualStacked: true}}, nil, srv.Addr)
+	// A generous timeout: this test measures memory, on a shared machine.
+	s := openStore(t, tracker.Options{Peering: tracker.Peering{DualStacked: true}}, map[string]any{"timeout": "10s"}, srv.Addr)
 	used := func() int {
 		v, err := srv.Info("used_memory")
 		if err != nil {
@@ -446,5 +445,24 @@ func TestMemoryPerPeer(t *testing.T) {
 	t.Logf("used_memory %d -> %d bytes: %.1f bytes per peer", before, after, perPeer)
 	if perPeer > 150 {
 		t.Errorf("%.1f bytes of Redis memory per peer, want at most 150", perPeer)
+	}
+}
+
+// TestClosed: a closed store answers at once, with an error.
+func TestClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openStore(t, tracker.Options{}, nil, srv.Addr)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := announceTo(t, s, trackertest.Leecher(trackertest.Hash(1), 1, "10.0.0.1"), 50); err == nil {
+		t.Error("a closed store took an announce")
+	}
+	if _, err := s.Scrape(context.Background(), []bittorrent.InfoHash{trackertest.Hash(1)}, nil); err == nil {
+		t.Error("a closed store answered a scrape")
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("a closed store took %v to answer", took)
 	}
 }
