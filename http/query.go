@@ -282,7 +282,10 @@ func parseAnnounce(raw string, a *tracker.Announce, opt *announceOptions, allowI
 			if err != nil {
 				return bad()
 			}
-			opt.ip = ip.Unmap().WithZone("")
+			if ip = ip.Unmap().WithZone(""); ip.IsUnspecified() { // no peer has it, as with realIP's headers
+				return bad()
+			}
+			opt.ip = ip
 		default:
 			return checkEscapes(v)
 		}

@@ -88,8 +88,10 @@ func TestParseAnnounceIP(t *testing.T) {
 			t.Errorf("%s: ip %v, %v; want %s", q, o.ip, err, want)
 		}
 	}
-	if err := parseAnnounce(base+"&ip=example.com", &a, &o, true); err == nil {
-		t.Error("a host name was taken for an address")
+	for _, ip := range []string{"example.com", "0.0.0.0", "%3A%3A", "%3A%3A%250", "%3A%3Affff%3A0.0.0.0"} {
+		if err := parseAnnounce(base+"&ip="+ip, &a, &o, true); err == nil {
+			t.Errorf("ip=%s was taken for a peer's address", ip)
+		}
 	}
 }
 

@@ -65,13 +65,19 @@ func realIP(r *http.Request, cfg *config.Config) netip.Addr {
 }
 
 // parseHeaderAddr parses one address of a header, surrounding spaces
-// allowed. The unspecified address (0.0.0.0, ::) is refused: no peer has it.
+// allowed. The unspecified address (0.0.0.0, ::) is refused: no peer has
+// it. It is recognised once unmapped and without a zone (FuzzRealIP found
+// "::%0" and "::ffff:0.0.0.0" taken for a peer's address).
 func parseHeaderAddr(s string) (netip.Addr, bool) {
 	a, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil || a.IsUnspecified() {
+	if err != nil {
 		return netip.Addr{}, false
 	}
-	return a.Unmap().WithZone(""), true
+	a = a.Unmap().WithZone("")
+	if a.IsUnspecified() {
+		return netip.Addr{}, false
+	}
+	return a, true
 }
 
 // trusted reports whether a is inside one of the prefixes.

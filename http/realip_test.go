@@ -44,6 +44,8 @@ func TestRealIP(t *testing.T) {
 		{"empty header", xff, "10.0.0.1:1", map[string][]string{"X-Forwarded-For": {""}}, "10.0.0.1"},
 		{"with a port", xff, "10.0.0.1:1", map[string][]string{"X-Forwarded-For": {"198.51.100.7:5000"}}, "10.0.0.1"},
 		{"unspecified", xff, "10.0.0.1:1", map[string][]string{"X-Forwarded-For": {"0.0.0.0"}}, "10.0.0.1"},
+		{"unspecified with a zone", xff, "10.0.0.1:1", map[string][]string{"X-Forwarded-For": {"::%0"}}, "10.0.0.1"},
+		{"unspecified, mapped", xff, "10.0.0.1:1", map[string][]string{"X-Forwarded-For": {"::ffff:0.0.0.0"}}, "10.0.0.1"},
 		{"X-Real-IP ignored under X-Forwarded-For", xff, "10.0.0.1:1", map[string][]string{"X-Real-Ip": {"198.51.100.7"}}, "10.0.0.1"},
 		{"X-Real-IP", xri, "10.0.0.1:1", map[string][]string{"X-Real-Ip": {" 198.51.100.7 "}}, "198.51.100.7"},
 		{"X-Real-IP mapped", xri, "10.0.0.1:1", map[string][]string{"X-Real-Ip": {"::ffff:198.51.100.7"}}, "198.51.100.7"},
