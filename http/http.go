@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/chihaya/chihaya/bittorrent"
@@ -41,10 +40,8 @@ type Server struct {
 	tracker        *tracker.Tracker
 	stats          *stats.Stats
 	srv            *http.Server
-	drain          drain // Shutdown answers every request that began to arrive
-	// limiter holds the rate limit's buckets, made by the first request
-	// that finds rate_limit on (it may be turned on by a reload).
-	limiter atomic.Pointer[ratelimit.Limiter]
+	drain          drain          // Shutdown answers every request that began to arrive
+	limiter        ratelimit.Lazy // rate_limit's buckets
 }
 
 // NewServer returns a server for tkr; Serve starts it.
@@ -79,6 +76,9 @@ func NewServer(tkr *tracker.Tracker, st *stats.Stats) *Server {
 // (Gazelle's URLs), never both. A request line longer than
 // http_max_header_bytes is answered 414.
 func (s *Server) Handler() http.Handler {
+	if h, ok := s.siteAnnounces(); ok { // UNIT3D's /announce/<passkey> (unit3d.go)
+		return uriLimit(s.maxHeaderBytes, h)
+	}
 	r := httprouter.New()
 	if s.private {
 		r.GET("/:passkey/announce", s.announce)
@@ -187,19 +187,11 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 	s.reply(w, r, x, stats.Scrape, err, start)
 }
 
-// allow takes a request from the rate-limit bucket of the client at addr,
-// if rate_limit is on. When the bucket is empty it returns false and how
-// long until it has a request again.
+// allow takes a request from the rate-limit bucket of the client at addr.
+// When the bucket is empty it returns false and how long until it has a
+// request again.
 func (s *Server) allow(cfg *config.Config, addr netip.Addr, now time.Time) (retry time.Duration, ok bool) {
-	if !cfg.RateLimit.On() {
-		return 0, true
-	}
-	l := s.limiter.Load()
-	if l == nil {
-		s.limiter.CompareAndSwap(nil, ratelimit.New(0))
-		l = s.limiter.Load()
-	}
-	ok, retry = l.Allow(addr, now, ratelimit.PerSecond(cfg.RateLimit.RequestsPerSecond, cfg.RateLimit.Burst))
+	ok, retry = s.limiter.Allow(addr, now, ratelimit.PerSecond(cfg.RateLimit.RequestsPerSecond, cfg.RateLimit.Burst))
 	return retry, ok
 }
 

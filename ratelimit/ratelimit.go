@@ -19,6 +19,7 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,10 +40,17 @@ type Limit struct {
 }
 
 // PerSecond is the Limit of rps requests per second with a burst of
-// burst. rps must be positive.
+// burst; the zero Limit, which allows everything, unless both are
+// positive.
 func PerSecond(rps float64, burst int) Limit {
+	if rps <= 0 || burst <= 0 {
+		return Limit{}
+	}
 	return Limit{Interval: time.Duration(float64(time.Second) / rps), Burst: burst}
 }
+
+// off reports whether lim allows everything.
+func (lim Limit) off() bool { return lim.Interval <= 0 || lim.Burst <= 0 }
 
 // entry is one address's bucket.
 type entry struct {
@@ -113,7 +121,7 @@ func (l *Limiter) key(addr netip.Addr) uint64 {
 // it allows a request again. A Limit with a zero Interval or Burst
 // allows everything.
 func (l *Limiter) Allow(addr netip.Addr, now time.Time, lim Limit) (ok bool, retry time.Duration) {
-	if lim.Interval <= 0 || lim.Burst <= 0 {
+	if lim.off() {
 		return true, 0
 	}
 	k := l.key(addr)
@@ -148,4 +156,32 @@ func (s *set) find(k uint64) *entry {
 	}
 	victim.key, victim.tat = k, 0
 	return victim
+}
+
+// Lazy is a Limiter of DefaultEntries made by the first request that
+// finds a limit on: a frontend whose limit is off (the default), and may
+// be turned on by a reload, holds no table until then. The zero Lazy is
+// ready to use, and safe for concurrent use.
+type Lazy struct{ p atomic.Pointer[Limiter] }
+
+// Allow is Limiter.Allow on the table, made now if lim is the first limit
+// that is on.
+func (z *Lazy) Allow(addr netip.Addr, now time.Time, lim Limit) (ok bool, retry time.Duration) {
+	if lim.off() {
+		return true, 0
+	}
+	l := z.p.Load()
+	if l == nil {
+		z.p.CompareAndSwap(nil, New(0))
+		l = z.p.Load()
+	}
+	return l.Allow(addr, now, lim)
+}
+
+// Entries is the table's size: 0 until a limit was on.
+func (z *Lazy) Entries() int {
+	if l := z.p.Load(); l != nil {
+		return l.Entries()
+	}
+	return 0
 }

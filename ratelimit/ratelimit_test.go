@@ -91,6 +91,34 @@ func TestPerSecond(t *testing.T) {
 			t.Errorf("PerSecond(%v, 4) = %+v, want interval %v", tc.rps, got, tc.want)
 		}
 	}
+	for _, off := range [][2]float64{{0, 0}, {0, 5}, {1, 0}, {-1, 5}} {
+		if got := PerSecond(off[0], int(off[1])); got != (Limit{}) {
+			t.Errorf("PerSecond(%v, %v) = %+v, want the zero Limit", off[0], off[1], got)
+		}
+	}
+}
+
+// TestLazy: no table while the limit is off; one table, made once, after.
+func TestLazy(t *testing.T) {
+	var z Lazy
+	a := netip.MustParseAddr("192.0.2.1")
+	for range 10 {
+		if ok, _ := z.Allow(a, t0, Limit{}); !ok || z.Entries() != 0 {
+			t.Fatalf("with no limit: allowed %v, table of %d", ok, z.Entries())
+		}
+	}
+	lim := Limit{Interval: time.Hour, Burst: 1}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { z.Allow(netip.MustParseAddr("198.51.100.1"), t0, lim) })
+	}
+	wg.Wait()
+	if z.Entries() != DefaultEntries {
+		t.Errorf("table of %d, want %d", z.Entries(), DefaultEntries)
+	}
+	if ok, _ := z.Allow(netip.MustParseAddr("198.51.100.1"), t0, lim); ok {
+		t.Error("the four first requests did not share one table")
+	}
 }
 
 func TestEntries(t *testing.T) {

@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
+	"github.com/chihaya/chihaya/ratelimit"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/golang/glog"
@@ -68,6 +70,10 @@ var (
 
 // internalError is what a client is told of the tracker's own failures.
 const internalError = "internal tracker error"
+
+// rateLimited begins the error answer to a request over rate_limit; the
+// minutes until the client's bucket allows one again follow.
+const rateLimited = "rate limit exceeded: too many requests from your address; retry in "
 
 // A worker answers packets, one at a time, for one reader goroutine. Its
 // buffers are reused from packet to packet, so that a steady-state
@@ -135,6 +141,23 @@ func (w *worker) handle(p []byte, src netip.AddrPort, now time.Time, out []byte)
 			return out
 		}
 		return appendError(out, tx, string(errBadConnectionID), st)
+	}
+
+	if action == actionAnnounce || action == actionScrape {
+		// After the connection ID: only an address that receives at its
+		// source can spend its bucket, never a forger in its name.
+		lim := ratelimit.PerSecond(cfg.RateLimit.RequestsPerSecond, cfg.RateLimit.Burst)
+		if ok, retry := w.s.limiter.Allow(addr, now, lim); !ok {
+			kind := stats.Announce
+			if action == actionScrape {
+				kind = stats.Scrape
+			}
+			out = appendError(out, tx, rateLimited, st)
+			out = strconv.AppendInt(out, int64(max(1, (retry+time.Minute-1)/time.Minute)), 10)
+			out = append(out, " min"...)
+			st.RecordRequestVia(stats.UDP, kind, stats.Limited, time.Since(now))
+			return out
+		}
 	}
 
 	var kind stats.Kind

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/config"
+	"github.com/chihaya/chihaya/ratelimit"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/golang/glog"
@@ -35,6 +36,7 @@ type Server struct {
 	tracker *tracker.Tracker
 	stats   *stats.Stats
 	keys    keys
+	limiter ratelimit.Lazy // rate_limit's buckets, apart from the HTTP frontend's
 
 	mu     sync.Mutex
 	conns  map[*net.UDPConn]struct{} // being served
