@@ -100,3 +100,59 @@ type QueueReporter interface {
 	// FlushErrors is the number of flushes that failed since start.
 	FlushErrors() uint64
 }
+
+// Announcer is implemented by a site backend that keeps its swarms itself
+// and answers announces by its site's own rules, as UNIT3D-Announce does
+// for UNIT3D (backend/unit3d): which peers are listed, per-user caps,
+// download slots and warnings are the site's contract, not the tracker's.
+// The HTTP frontend hands such a backend the announces of its site's URL
+// form (UNIT3D's /announce/<passkey>) and writes the reply as the site's
+// clients expect it.
+type Announcer interface {
+	// Announce answers one announce; reply's buffers are reused (their
+	// contents replaced). It must not wait on the database.
+	Announce(req *AnnounceRequest, reply *AnnounceReply)
+}
+
+// AnnounceRequest is an announce for an Announcer: the client's counters
+// as in Announce (UserID and TorrentID unset), and what only the site's
+// rules read.
+type AnnounceRequest struct {
+	Announce
+	// Passkey is the URL's passkey segment, as sent (any length).
+	Passkey string
+	// NumWant is the number of peers asked for; negative means not given.
+	NumWant int
+	// Key is the client's raw "key" parameter.
+	Key string
+}
+
+// AnnounceReply is an Announcer's answer.
+type AnnounceReply struct {
+	// Failure, when not empty, is the failure reason; Interval is then
+	// the interval the failure tells, and nothing else is set.
+	Failure string
+	// Warning is the reply's "warning message", or "".
+	Warning  string
+	Interval time.Duration
+	// MinInterval is "min interval".
+	MinInterval time.Duration
+	Complete    int // seeders
+	Incomplete  int // leechers
+	Downloaded  int // completed downloads
+	// Peers4 holds IPv4 peers, 6 bytes each; Peers6 IPv6 peers, 18 bytes
+	// each, in compact form (BEP 23, BEP 7).
+	Peers4, Peers6 []byte
+	// Change says what the announce did, for the statistics.
+	Change bittorrent.Change
+}
+
+// SiteAPI is implemented by backends whose site pushes its changes as
+// HTTP requests under a secret key (UNIT3D's /announce/<api_key>/<path>).
+// The admin listener hands them over with their body; the backend checks
+// the key and answers.
+type SiteAPI interface {
+	// SiteRequest answers method on path (below /announce/), with the
+	// request's body and Content-Type. A wrong key is status 404.
+	SiteRequest(method, path, contentType string, body []byte) (status int, respType string, resp []byte)
+}
