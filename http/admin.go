@@ -52,7 +52,7 @@ func NewAdmin(tkr *tracker.Tracker, st *stats.Stats) *Admin {
 		writeTimeout = max(writeTimeout, pprofWriteTimeout)
 	}
 	a.srv = &http.Server{
-		Handler:           siteUpdates(cfg, tkr.Backend(), requireToken(tkr, r)),
+		Handler:           siteAPI(cfg, tkr.Backend(), siteUpdates(cfg, tkr.Backend(), requireToken(tkr, r))),
 		ReadHeaderTimeout: cfg.ReadTimeout.Duration,
 		ReadTimeout:       cfg.ReadTimeout.Duration,
 		WriteTimeout:      writeTimeout,
