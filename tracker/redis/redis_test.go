@@ -299,10 +299,13 @@ func TestPausedServer(t *testing.T) {
 	if n := failed.Load(); n != clients*each {
 		t.Errorf("%d of %d announces to a stopped Redis failed, want all", n, clients*each)
 	}
-	if d := time.Duration(slowest.Load()); d > timeout+300*time.Millisecond {
+	// A second of slack for a busy shared machine's scheduler.
+	if d := time.Duration(slowest.Load()); d > timeout+time.Second {
 		t.Errorf("the slowest announce to a stopped Redis took %v, with a timeout of %v", d, timeout)
 	}
-	if peak > before+clients+8 {
+	// Each client is a goroutine, and so, for a moment, is the expiry of
+	// its context's deadline (time.AfterFunc): nothing else may be.
+	if peak > before+2*clients+8 {
 		t.Errorf("goroutines: %d before, %d with %d clients waiting on a stopped Redis", before, peak, clients)
 	}
 	if err := srv.Resume(); err != nil {
