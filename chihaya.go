@@ -160,9 +160,10 @@ type runOptions struct {
 
 func run(ctx context.Context, cfg *config.Config, listening Listening, opts runOptions) (err error) {
 	pool, err := tracker.Open(cfg.Tracker.Name, tracker.Options{
-		Params:  cfg.Tracker.Params,
-		Private: cfg.Private,
-		Peering: peering(cfg),
+		Params:   cfg.Tracker.Params,
+		Private:  cfg.Private,
+		Lifetime: cfg.Lifetime(),
+		Peering:  peering(cfg),
 	})
 	if err != nil {
 		return err
@@ -185,6 +186,9 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 			err = fmt.Errorf("closing drivers: %w", cerr)
 		}
 	}()
+	if err := tkr.LoadLists(ctx); err != nil {
+		return err
+	}
 
 	socks, err := listen(cfg)
 	if err != nil {
@@ -202,6 +206,7 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 	reaperCtx, stopReaper := context.WithCancel(ctx)
 	defer stopReaper()
 	go tkr.RunReaper(reaperCtx)
+	go tkr.RunLists(reaperCtx, listCheckInterval)
 
 	errc := make(chan error, 2+len(socks.UDP))
 	go func() { errc <- srv.Serve(pub) }()
@@ -343,12 +348,25 @@ func reloadSite(ctx context.Context, be backend.Conn) {
 	glog.Info("SIGUSR1: reloaded the site's lists")
 }
 
+// listCheckInterval is how often the torrent list's file is checked for
+// changes (its modification time and size).
+const listCheckInterval = 2 * time.Second
+
+// reloadLists re-reads the torrent list (SIGHUP). A list that does not
+// load is logged and the one read last stays.
+func reloadLists(tkr *tracker.Tracker) {
+	if err := tkr.ReloadLists(context.Background()); err != nil {
+		glog.Errorf("SIGHUP: %v; the list read last stays", err)
+	}
+}
+
 // reload re-reads the configuration file and applies its reloadable keys
 // to the running tracker, swarms untouched. A file that does not load
 // changes nothing; keys that need a restart keep their running values.
 func reload(tkr *tracker.Tracker, path string) {
 	notify(systemd.Reloading)
 	defer notify(systemd.Ready)
+	defer reloadLists(tkr) // the list's file is re-read whatever becomes of the configuration's
 	if path == "" {
 		glog.Info("SIGHUP: no -config file to reload: the built-in defaults stay")
 		return

@@ -158,6 +158,42 @@ type Config struct {
 	// on the admin listener, never on the public one. Off by default:
 	// profiles expose the process's internals and cost CPU while they run.
 	DebugPprof bool `json:"debug_pprof"`
+
+	// TorrentList, when set, is the public tracker's list of torrents it
+	// serves ("allow") or refuses ("deny"), one info_hash a line in a file
+	// that is re-read on SIGHUP and when it changes. Not in private mode,
+	// where the site's torrents are the list.
+	TorrentList *TorrentList `json:"torrent_list"`
+	// ClientList, when set, is the public tracker's list of clients it
+	// serves ("allow") or refuses ("deny"), by peer_id prefix. Not in
+	// private mode, where the site's whitelist applies.
+	ClientList *ClientList `json:"client_list"`
+	// FullScrape answers /scrape without an info_hash with every torrent
+	// (BEP 48), from a copy built at most every FullScrapeInterval off the
+	// request path. Public mode only: a private tracker's torrents are the
+	// site's business.
+	FullScrape         bool     `json:"full_scrape"`
+	FullScrapeInterval Duration `json:"full_scrape_interval"`
+}
+
+// The modes of torrent_list and client_list.
+const (
+	ListAllow = "allow" // only what is listed is served
+	ListDeny  = "deny"  // what is listed is refused
+)
+
+// TorrentList is torrent_list: File holds one info_hash a line, 40 hex
+// digits; blank lines and lines starting with # are skipped.
+type TorrentList struct {
+	Mode string `json:"mode"`
+	File string `json:"file"`
+}
+
+// ClientList is client_list: a peer_id starting with one of Prefixes is
+// listed.
+type ClientList struct {
+	Mode     string   `json:"mode"`
+	Prefixes []string `json:"prefixes"`
 }
 
 // Default returns the configuration used for every key a file leaves out.
@@ -185,6 +221,7 @@ func Default() *Config {
 		MaxConnections:        16384,
 		GCPercent:             25,
 		DebugPprof:            false,
+		FullScrapeInterval:    Duration{time.Minute},
 	}
 }
 
@@ -281,6 +318,7 @@ func (c *Config) Validate() error {
 		{"http_write_timeout", c.WriteTimeout.Duration},
 		{"http_idle_timeout", c.IdleTimeout.Duration},
 		{"shutdown_timeout", c.ShutdownTimeout.Duration},
+		{"full_scrape_interval", c.FullScrapeInterval.Duration},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -333,6 +371,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.RateLimit.validate(); err != nil {
+		return err
+	}
+	if err := c.validateLists(); err != nil {
 		return err
 	}
 	return c.validateDeployment()
@@ -410,6 +451,44 @@ func (c *Config) validateDeployment() error {
 	return nil
 }
 
+// validateLists checks torrent_list, client_list and full_scrape.
+func (c *Config) validateLists() error {
+	mode := func(key, m string) error {
+		if m != ListAllow && m != ListDeny {
+			return fmt.Errorf("config: %s.mode: want %q or %q, got %q", key, ListAllow, ListDeny, m)
+		}
+		return nil
+	}
+	if l := c.TorrentList; l != nil {
+		switch {
+		case c.Private:
+			return errors.New("config: torrent_list: a private tracker serves the site's torrents: leave it out")
+		case l.File == "":
+			return errors.New("config: torrent_list.file: must name the list's file")
+		}
+		if err := mode("torrent_list", l.Mode); err != nil {
+			return err
+		}
+	}
+	if l := c.ClientList; l != nil {
+		if c.Private {
+			return errors.New("config: client_list: a private tracker applies the site's whitelist: leave it out")
+		}
+		if err := mode("client_list", l.Mode); err != nil {
+			return err
+		}
+		for i, p := range l.Prefixes {
+			if p == "" || len(p) > bittorrent.PeerIDSize {
+				return fmt.Errorf("config: client_list.prefixes[%d]: %q: want 1 to %d bytes of a peer_id", i, p, bittorrent.PeerIDSize)
+			}
+		}
+	}
+	if c.FullScrape && c.Private {
+		return errors.New("config: full_scrape: a private tracker does not list the site's torrents to anyone: leave it off")
+	}
+	return nil
+}
+
 // reloadable are the keys a running tracker takes from a reloaded file
 // (SIGHUP). Any other key needs a restart.
 var reloadable = map[string]bool{
@@ -430,6 +509,12 @@ var reloadable = map[string]bool{
 	// The UDP frontend accepts the previous secret's IDs for one lifetime
 	// of an ID after a reload, so changing it refuses no client.
 	"udp_secret": true,
+	// The lists are re-read on every reload (the torrent list's file too);
+	// the frontends read full_scrape per request.
+	"torrent_list":         true,
+	"client_list":          true,
+	"full_scrape":          true,
+	"full_scrape_interval": true,
 }
 
 // Reloadable reports whether a running tracker applies key on a reload.

@@ -281,3 +281,40 @@ func TestAbuseKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestListKeys(t *testing.T) {
+	cfg, err := Decode(strings.NewReader(`{"torrent_list": {"mode": "allow", "file": "/var/lib/chihaya/torrents"},
+		"client_list": {"mode": "deny", "prefixes": ["-XL0012-"]}, "full_scrape": true, "full_scrape_interval": "5m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TorrentList.Mode != ListAllow || cfg.ClientList.Prefixes[0] != "-XL0012-" || !cfg.FullScrape || cfg.FullScrapeInterval.Duration != 5*time.Minute {
+		t.Errorf("decoded %+v %+v %v %v", cfg.TorrentList, cfg.ClientList, cfg.FullScrape, cfg.FullScrapeInterval)
+	}
+	if d := Default(); d.TorrentList != nil || d.ClientList != nil || d.FullScrape || d.FullScrapeInterval.Duration != time.Minute {
+		t.Errorf("defaults: %v %v %v %v", d.TorrentList, d.ClientList, d.FullScrape, d.FullScrapeInterval)
+	}
+	const private = `"private_tracker": true, "tracker_secret": "00000000000000000000000000000000", `
+	for _, tc := range []struct{ json, want string }{
+		{`{"torrent_list": {"mode": "white", "file": "x"}}`, `torrent_list.mode: want "allow" or "deny", got "white"`},
+		{`{"torrent_list": {"mode": "allow"}}`, `torrent_list.file: must name`},
+		{`{"torrent_list": {"mode": "allow", "file": "x", "reload": true}}`, `torrent_list`},
+		{`{` + private + `"torrent_list": {"mode": "allow", "file": "x"}}`, `torrent_list: a private tracker`},
+		{`{"client_list": {"prefixes": ["-TR"]}}`, `client_list.mode: want`},
+		{`{"client_list": {"mode": "deny", "prefixes": ["-TR", ""]}}`, `client_list.prefixes[1]: "": want 1 to 20 bytes`},
+		{`{"client_list": {"mode": "deny", "prefixes": ["` + strings.Repeat("x", 21) + `"]}}`, `client_list.prefixes[0]`},
+		{`{` + private + `"client_list": {"mode": "deny", "prefixes": ["-TR"]}}`, `client_list: a private tracker`},
+		{`{` + private + `"full_scrape": true}`, `full_scrape: a private tracker`},
+		{`{"full_scrape_interval": "0s"}`, `full_scrape_interval: must be positive`},
+	} {
+		_, err := Decode(strings.NewReader(tc.json))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.json, err, tc.want)
+		}
+	}
+	for _, key := range []string{"torrent_list", "client_list", "full_scrape", "full_scrape_interval"} {
+		if !Reloadable(key) {
+			t.Errorf("%s is not reloadable", key)
+		}
+	}
+}

@@ -46,6 +46,7 @@ func NewAdmin(tkr *tracker.Tracker, st *stats.Stats) *Admin {
 	r.HEAD("/check", a.check)
 	r.GET("/stats", serveStats(st))
 	r.Handler(http.MethodGet, "/metrics", newMetricsHandler(st, tkr.Backend()))
+	mountTorrents(r, tkr)
 	writeTimeout := cfg.WriteTimeout.Duration
 	if cfg.DebugPprof {
 		mountPprof(r)

@@ -29,6 +29,10 @@ type Options struct {
 	// Private is set for a private tracker. Updates then carry a UserID,
 	// and the store must never hand a peer the peers of its own user.
 	Private bool
+	// Lifetime is how long a silent peer stays in its swarm
+	// (peer_lifetime): a store that keeps its swarms across restarts
+	// drops, as it loads them, the peers silent for longer.
+	Lifetime time.Duration
 	Peering
 }
 
@@ -67,6 +71,21 @@ type Pool interface {
 // server): Check reports whether it answers now, for health checks.
 type Checker interface {
 	Check(ctx context.Context) error
+}
+
+// Lister is implemented by a Pool that can walk and drop its swarms: full
+// scrape (BEP 48) needs it, and so do the torrent lists, which drop the
+// swarms of the torrents they refuse. Both are rare next to announces, so
+// a store should walk one part at a time, never stopping announces to the
+// whole store for the walk's length.
+type Lister interface {
+	// ScrapeAll appends the figures of every swarm to out, in no order.
+	// A swarm that changes during the walk shows its figures from before
+	// or after the change.
+	ScrapeAll(ctx context.Context, out []Scrape) ([]Scrape, error)
+	// Drop removes the swarms of hashes, with their peers; a hash without
+	// a swarm is skipped. Purged counts what went.
+	Drop(ctx context.Context, hashes []bittorrent.InfoHash) (Purged, error)
 }
 
 // Conn is one connection to a swarm store. Each method is one atomic step

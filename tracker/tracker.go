@@ -18,6 +18,7 @@ import (
 	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/stats"
+	"github.com/chihaya/chihaya/tracker/accesslist"
 	"github.com/golang/glog"
 )
 
@@ -28,6 +29,8 @@ type Tracker struct {
 	backend backend.Conn
 	site    backend.Site // private mode: the site's users and torrents
 	stats   *stats.Stats
+	// torrents is torrent_list, read by LoadLists; nil without one.
+	torrents atomic.Pointer[accesslist.Torrents]
 
 	// The backend's optional interfaces, nil where it has none.
 	intervals backend.Intervals
@@ -100,7 +103,11 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 
 	var torrentID uint32
 	forbidden := false
-	if cfg.Private {
+	if !cfg.Private {
+		if err := t.admit(cfg, a); err != nil {
+			return err
+		}
+	} else {
 		user, tor, err := t.authorize(a)
 		if err != nil {
 			return err
@@ -241,11 +248,14 @@ func (t *Tracker) Scrape(ctx context.Context, passkey string, hashes []bittorren
 	if len(hashes) > cfg.MaxScrapeInfoHashes {
 		return out, ErrTooManyInfoHashes
 	}
+	first := len(out)
+	if l := t.torrents.Load(); l != nil && !cfg.Private {
+		return t.scrapeListed(ctx, l, hashes, out)
+	}
 	conn, err := t.pool.Get()
 	if err != nil {
 		return out, err
 	}
-	first := len(out)
 	out, err = conn.Scrape(ctx, hashes, out)
 	if cerr := conn.Close(); err == nil {
 		err = cerr
@@ -283,11 +293,7 @@ func (t *Tracker) Reap(ctx context.Context, now time.Time) (Purged, error) {
 	defer conn.Close()
 	cfg := t.cfg.Load()
 	p, err := conn.Purge(ctx, now.Add(-t.lifetime(cfg)), cfg.PurgeInactiveTorrents)
-	var leechers [2]int
-	for f := range leechers {
-		leechers[f] = p.Peers[f] - p.Seeders[f]
-	}
-	t.stats.RecordReap(leechers, p.Seeders, p.Swarms)
+	t.recordPurged(p)
 	if t.swarms != nil && t.site != nil {
 		// As Ocelot's reaper, tell the site of torrents expiry left empty:
 		// otherwise its figures stay those of the last announce.
@@ -300,6 +306,16 @@ func (t *Tracker) Reap(ctx context.Context, now time.Time) (Purged, error) {
 		}
 	}
 	return p, err
+}
+
+// recordPurged counts the peers and swarms an expiry pass, or a torrent
+// list, removed.
+func (t *Tracker) recordPurged(p Purged) {
+	var leechers [2]int
+	for f := range leechers {
+		leechers[f] = p.Peers[f] - p.Seeders[f]
+	}
+	t.stats.RecordReap(leechers, p.Seeders, p.Swarms)
 }
 
 // RunReaper calls Reap four times per peer lifetime (the one Reap expires
