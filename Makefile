@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/chihaya
 
-.PHONY: all build run test test-deps vet fmt-check unit e2e bench microbench clean
+.PHONY: all build run test test-deps vet fmt-check unit fuzz fuzz-short soak e2e bench microbench clean
 
 all: build
 
@@ -13,8 +13,9 @@ build:
 run: build
 	./$(BIN) -config example.json
 
-## test: formatting, vet, and every test under the race detector
-test: test-deps fmt-check vet unit
+## test: formatting, vet, every test under the race detector, and each
+## fuzz target for a few seconds
+test: test-deps fmt-check vet unit fuzz-short
 
 ## test-deps: install the servers and clients the tests run (as root on Debian)
 test-deps:
@@ -31,6 +32,29 @@ unit:
 	$(GO) test -race -count=1 ./...
 	# allocation tests cannot run under -race (it makes sync.Pool drop items)
 	$(GO) test -count=1 -run Allocates ./...
+
+## fuzz: each fuzz target (every func Fuzz... in a _test.go file) for
+## FUZZTIME, from its seed corpus in testdata/fuzz; what it finds is saved
+## there, to become a regression case
+FUZZTIME ?= 1m
+fuzz:
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		names=$$($(GO) test -list '^Fuzz' $$dir) || { echo "$$names"; exit 1; }; \
+		for name in $$(echo "$$names" | grep '^Fuzz'); do \
+			echo "fuzz: $$dir $$name for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s $$dir; \
+		done; \
+	done
+
+## fuzz-short: each fuzz target for a few seconds (part of make test)
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+## soak: the daemon under a steady mix of announces with churn, scrapes
+## and bad requests for SOAK_DURATION (default 10m); prints its figures
+SOAK_DURATION ?= 10m
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -tags soak -count=1 -v -timeout 0 -run TestSoak ./soak/
 
 ## e2e: real BitTorrent clients (aria2, transmission-cli) share a file
 ## through the tracker on loopback; installs missing tools with apt-get
