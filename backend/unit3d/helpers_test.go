@@ -212,7 +212,7 @@ func escape(b [20]byte) string {
 }
 
 // get sends a GET with headers (User-Agent qBittorrent unless given;
-// "User-Agent": "" leaves it out) and returns the status, the
+// "User-Agent": "" leaves it out, as net/http does) and returns the status, the
 // Content-Type and the body.
 func (b *bed) get(url string, headers map[string]string) (int, string, string) {
 	b.t.Helper()
@@ -222,10 +222,6 @@ func (b *bed) get(url string, headers map[string]string) (int, string, string) {
 	}
 	req.Header.Set("User-Agent", "qBittorrent/4.6.5")
 	for k, v := range headers {
-		if k == "User-Agent" && v == "" {
-			req.Header.Del(k)
-			continue
-		}
 		req.Header.Set(k, v)
 	}
 	return b.do(req)
