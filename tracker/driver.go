@@ -88,6 +88,14 @@ type Lister interface {
 	Drop(ctx context.Context, hashes []bittorrent.InfoHash) (Purged, error)
 }
 
+// Restorer is implemented by a Pool that can open with swarms in it (the
+// memory store's state file): Restored counts what it held when opened,
+// as Purged counts what a pass removes, so that the statistics start
+// from there rather than from zero.
+type Restorer interface {
+	Restored() Purged
+}
+
 // Conn is one connection to a swarm store. Each method is one atomic step
 // on the store, so that a remote store needs one round trip per request and
 // no two announces of a swarm see each other half done.

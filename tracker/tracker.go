@@ -48,6 +48,9 @@ func New(cfg *config.Config, pool Pool, be backend.Conn, st *stats.Stats) *Track
 	t.snatches, _ = be.(backend.SnatchCounter)
 	t.swarms, _ = be.(backend.SwarmRecorder)
 	t.cfg.Store(cfg)
+	if r, ok := pool.(Restorer); ok {
+		t.recordRestored(r.Restored())
+	}
 	return t
 }
 
@@ -316,6 +319,23 @@ func (t *Tracker) recordPurged(p Purged) {
 		leechers[f] = p.Peers[f] - p.Seeders[f]
 	}
 	t.stats.RecordReap(leechers, p.Seeders, p.Swarms)
+}
+
+// recordRestored counts the swarms and peers a store opened with as
+// joined.
+func (t *Tracker) recordRestored(p Purged) {
+	for f, v6 := range [2]bool{false, true} {
+		for i := range p.Peers[f] {
+			c := bittorrent.PeerAdded
+			if i < p.Seeders[f] {
+				c |= bittorrent.SeederAfter
+			}
+			t.stats.RecordPeer(c, v6)
+		}
+	}
+	for range p.Swarms {
+		t.stats.RecordPeer(bittorrent.SwarmAdded, false)
+	}
 }
 
 // RunReaper calls Reap four times per peer lifetime (the one Reap expires

@@ -12,6 +12,12 @@
 //	{"shards": 256}    number of independently locked shards (a power of two
 //	                   up to 16384: each shard's arena is a memory mapping,
 //	                   and Linux allows 65530 per process by default)
+//	{"state_file": ""} a file that keeps the swarms across restarts (see
+//	                   state.go): loaded by Open, written by Close and every
+//	                   state_interval; "" (the default) keeps nothing
+//	{"state_interval": "5m"}
+//	                   how often the state file is written while the
+//	                   tracker runs, so that a crash loses at most that
 package memory
 
 import (
@@ -24,11 +30,13 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/tracker"
+	"github.com/golang/glog"
 )
 
 func init() { tracker.Register("memory", driver{}) }
@@ -38,22 +46,55 @@ type driver struct{}
 // Params are the driver's configuration: Shards from "tracker.params", the
 // rest from tracker.Options.
 type Params struct {
-	Shards          int `json:"shards"`
+	Shards int `json:"shards"`
+	// StateFile keeps the swarms across restarts; "" keeps nothing.
+	StateFile string `json:"state_file"`
+	// StateInterval is how often Open's store writes StateFile.
+	StateInterval   config.Duration `json:"state_interval"`
 	tracker.Peering `json:"-"`
 	// Private stores keep each peer's user id.
 	Private bool `json:"-"`
+	// Lifetime is tracker.Options.Lifetime: loading a state file drops
+	// the peers silent for longer.
+	Lifetime time.Duration `json:"-"`
 }
+
+// DefaultStateInterval is state_interval unless "tracker.params" says
+// otherwise.
+const DefaultStateInterval = 5 * time.Minute
 
 // Open creates an empty store.
 func (driver) Open(opts tracker.Options) (tracker.Pool, error) {
-	p := Params{Shards: DefaultShards, Peering: opts.Peering, Private: opts.Private}
+	p := Params{Shards: DefaultShards, StateInterval: config.Duration{Duration: DefaultStateInterval},
+		Peering: opts.Peering, Private: opts.Private, Lifetime: opts.Lifetime}
 	if err := config.DecodeParams("tracker.params", opts.Params, &p); err != nil {
 		return nil, err
 	}
 	if p.Shards < 1 || p.Shards&(p.Shards-1) != 0 || p.Shards > maxShards {
 		return nil, fmt.Errorf("tracker.params: shards: want a power of two from 1 to %d, got %d", maxShards, p.Shards)
 	}
-	return New(p), nil
+	if p.StateInterval.Duration <= 0 {
+		return nil, fmt.Errorf("tracker.params: state_interval: must be positive, got %v", p.StateInterval)
+	}
+	if p.StateFile == "" {
+		return New(p), nil
+	}
+	start := time.Now()
+	s, err := Load(p, start)
+	if err != nil {
+		// Never fatal: a tracker that starts empty is what it was before
+		// state files.
+		glog.Errorf("state_file: %v; starting empty", err)
+	} else if swarms, peers := s.Len(); swarms > 0 {
+		glog.Infof("state_file: loaded %d swarms, %d peers from %s in %v", swarms, peers, p.StateFile, time.Since(start).Round(time.Millisecond))
+	} else {
+		glog.Infof("state_file: %s holds no swarm (yet): starting empty", p.StateFile)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.stopSnapshots = func() { cancel(); <-done }
+	go s.runSnapshots(ctx, p.StateInterval.Duration, done)
+	return s, nil
 }
 
 // DefaultShards is the number of shards unless "tracker.params" says
@@ -75,7 +116,16 @@ type Store struct {
 	shards []shard
 	epoch  time.Time
 	p      Params
+
+	saving        sync.Mutex  // one Save at a time
+	stopSnapshots func()      // stops the periodic saves; nil without them
+	closed        atomic.Bool // Close was called: a second does nothing
+	restored      tracker.Purged
 }
+
+// Restored counts what the store held when it was loaded, as
+// tracker.Restorer's Restored does.
+func (s *Store) Restored() tracker.Purged { return s.restored }
 
 // New returns an empty store. Close gives back its memory.
 func New(p Params) *Store {
@@ -327,10 +377,17 @@ func (s *Store) ipv4Changed(sh *shard, w *swarm, id *bittorrent.PeerID, present 
 // store itself, as a conn.
 func (s *Store) Get() (tracker.Conn, error) { return (*conn)(s), nil }
 
-// Close gives the store's memory back, at once rather than when the
-// collector finds it unreachable; the Conns it handed out answer errClosed
-// from then on.
+// Close writes the state file, if the store has one, and gives the
+// store's memory back, at once rather than when the collector finds it
+// unreachable; the Conns it handed out answer errClosed from then on.
 func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if s.stopSnapshots != nil {
+		s.stopSnapshots()
+	}
+	err := s.Save()
 	for k := range s.shards {
 		sh := &s.shards[k]
 		sh.mu.Lock()
@@ -339,7 +396,7 @@ func (s *Store) Close() error {
 		sh.closed = true
 		sh.mu.Unlock()
 	}
-	return nil
+	return err
 }
 
 // conn is the store's tracker.Conn: closing one leaves the store open.
