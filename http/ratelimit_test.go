@@ -162,8 +162,10 @@ func TestRateLimitOffAndReloaded(t *testing.T) {
 	on := *s.tracker.Config()
 	limitTo(1, 2)(&on)
 	s.tracker.Reload(&on)
-	if ask() || ask() || !ask() {
-		t.Error("after a reload turning it on: want two requests served, the third refused")
+	for i, want := range []bool{false, false, true} {
+		if got := ask(); got != want {
+			t.Errorf("after a reload turning it on, request %d: refused = %v, want %v", i, got, want)
+		}
 	}
 	off := on
 	off.RateLimit = config.RateLimit{}
