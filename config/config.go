@@ -306,6 +306,16 @@ func decodeInto(data []byte, v any) error {
 	return nil
 }
 
+// secretless holds the backend drivers whose site does not speak Ocelot's
+// protocol, so that private mode needs no tracker_secret with them.
+var secretless = map[string]bool{}
+
+// NoTrackerSecret declares that backend driver name authenticates its
+// site without Gazelle's tracker_secret (UNIT3D's api_key is a backend
+// parameter). Drivers call it from init, before any configuration is
+// validated.
+func NoTrackerSecret(name string) { secretless[name] = true }
+
 // Validate reports the first impossible value, naming its key.
 func (c *Config) Validate() error {
 	positive := []struct {
@@ -346,7 +356,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: default_num_want: %d is above max_num_want (%d)", c.DefaultNumWant, c.MaxNumWant)
 	case c.MaxScrapeInfoHashes < 1:
 		return fmt.Errorf("config: max_scrape_infohashes: must be at least 1, got %d", c.MaxScrapeInfoHashes)
-	case c.Private && len(c.TrackerSecret) != bittorrent.PasskeyLen:
+	case c.Private && !secretless[c.Backend.Name] && len(c.TrackerSecret) != bittorrent.PasskeyLen:
 		return fmt.Errorf("config: tracker_secret: private mode needs Gazelle's 32-character TRACKER_SECRET, got %d characters", len(c.TrackerSecret))
 	case c.Private && c.ReportSecret != "" && len(c.ReportSecret) != bittorrent.PasskeyLen:
 		return fmt.Errorf("config: report_secret: want 32 characters (Gazelle's TRACKER_REPORTKEY), got %d", len(c.ReportSecret))

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/chihaya/chihaya/backend/unit3d"
+	"github.com/chihaya/chihaya/config"
 )
 
 func TestParseParams(t *testing.T) {
@@ -34,6 +35,23 @@ func TestParseParams(t *testing.T) {
 		_, err := unit3d.ParseParams(json.RawMessage(tc.params))
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("ParseParams(%s) = %v, want %q", tc.params, err, tc.err)
+		}
+	}
+}
+
+// Private mode with the unit3d driver needs no tracker_secret (Gazelle's);
+// the site's key is the backend's api_key.
+func TestNoTrackerSecret(t *testing.T) {
+	for _, tc := range []struct {
+		driver string
+		ok     bool
+	}{{"unit3d", true}, {"mysql", false}} {
+		cfg, err := config.Decode(strings.NewReader(`{"private_tracker": true, "admin_addr": "127.0.0.1:6880", "backend": {"driver": "` + tc.driver + `"}}`))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("private mode, driver %s, no tracker_secret: %v", tc.driver, err)
 		}
 	}
 }

@@ -51,11 +51,15 @@ import (
 	"github.com/chihaya/chihaya/backend"
 	"github.com/chihaya/chihaya/backend/sqlbatch"
 	"github.com/chihaya/chihaya/bittorrent"
+	"github.com/chihaya/chihaya/config"
 	"github.com/go-sql-driver/mysql"
 	"github.com/golang/glog"
 )
 
-func init() { backend.Register("unit3d", opener{}) }
+func init() {
+	backend.Register("unit3d", opener{})
+	config.NoTrackerSecret("unit3d") // the site's key is api_key
+}
 
 type opener struct{}
 
