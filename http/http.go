@@ -42,6 +42,7 @@ type Server struct {
 	srv            *http.Server
 	drain          drain          // Shutdown answers every request that began to arrive
 	limiter        ratelimit.Lazy // rate_limit's buckets
+	full           fullScrapes    // the full scrape's answer, built off the request path
 }
 
 // NewServer returns a server for tkr; Serve starts it.
@@ -177,6 +178,10 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 	pk, err := passkey(ps)
 	if err == nil {
 		x.hashes, err = parseScrape(r.URL.RawQuery, x.hashes[:0], cfg.MaxScrapeInfoHashes)
+	}
+	if err == nil && len(x.hashes) == 0 && cfg.FullScrape && !s.private {
+		s.fullScrape(w, r, cfg, start) // BEP 48 (fullscrape.go)
+		return
 	}
 	if err == nil {
 		x.files, err = s.tracker.Scrape(r.Context(), pk, x.hashes, x.files[:0])

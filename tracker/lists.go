@@ -22,7 +22,7 @@ var (
 // Errors of the operations on lists and on every swarm.
 var (
 	ErrNoTorrentList = errors.New("no torrent_list is configured")
-	ErrNoLister      = errors.New("the store cannot list its swarms (tracker.Lister)")
+	ErrNoFullScrape  = bittorrent.ClientError("full scrape is not available: the store cannot list its swarms")
 )
 
 // admit checks a public announce against the lists, before the store is
@@ -214,7 +214,7 @@ func (t *Tracker) Torrent(ctx context.Context, h bittorrent.InfoHash) (TorrentSt
 func (t *Tracker) ScrapeAll(ctx context.Context, out []Scrape) ([]Scrape, error) {
 	lister, ok := t.pool.(Lister)
 	if !ok {
-		return out, ErrNoLister
+		return out, ErrNoFullScrape
 	}
 	return lister.ScrapeAll(ctx, out)
 }
