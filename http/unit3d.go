@@ -89,7 +89,11 @@ func (s *Server) unit3dAnnounce(w http.ResponseWriter, r *http.Request, a backen
 	w.Write(x.buf)
 	s.stats.RecordRequest(stats.Announce, outcome, time.Since(start))
 	if glog.V(3) {
-		glog.Infof("%s %s?%s from %s: %q", r.Method, r.URL.Path, r.URL.RawQuery, r.RemoteAddr, msg)
+		result := "<nil>"
+		if msg != "" {
+			result = msg
+		}
+		glog.Infof("%s %s?%s from %s: %s", r.Method, r.URL.Path, r.URL.RawQuery, r.RemoteAddr, result)
 	}
 }
 
