@@ -273,16 +273,16 @@ func (s *Store) Announce(ctx context.Context, a *tracker.Announce, u tracker.Upd
 	keys := s.swarmKeys(&a.InfoHash)
 	v6 := a.Addr.Is6()
 	var packed [bittorrent.PackedIPv6]byte
-	fam, n := "4", bittorrent.PackedIPv4
+	fam, size := "4", bittorrent.PackedIPv4
 	if v6 {
-		fam, n = "6", bittorrent.PackedIPv6
+		fam, size = "6", bittorrent.PackedIPv6
 		a16 := a.Addr.As16()
 		copy(packed[:], a16[:])
 	} else {
 		a4 := a.Addr.As4()
 		copy(packed[:], a4[:])
 	}
-	packed[n-2], packed[n-1] = byte(a.Port>>8), byte(a.Port)
+	packed[size-2], packed[size-1] = byte(a.Port>>8), byte(a.Port)
 	uid := ""
 	if s.private {
 		uid = string([]byte{byte(u.UserID >> 24), byte(u.UserID >> 16), byte(u.UserID >> 8), byte(u.UserID)})
@@ -314,14 +314,14 @@ func (s *Store) Announce(ctx context.Context, a *tracker.Announce, u tracker.Upd
 	}
 	start := time.Now()
 	res, err := s.batch.run(ctx, announce, scriptKeys,
-		string(a.PeerID[:]), fam, string(packed[:n]), seeder, int(u.Event), a.When().Unix(),
+		string(a.PeerID[:]), fam, string(packed[:size]), seeder, int(u.Event), a.When().Unix(),
 		want, uid, opts, s.opts.PreferredSubnet(v6), rand.Uint32(), rand.Uint32(), string(a.InfoHash[:]))
 	s.metrics.observe(opAnnounce, start, err)
 	if err != nil {
 		return fmt.Errorf("redis: announce: %w", err)
 	}
 	r, ok := res.([]any)
-	if !ok || len(r) != 9 {
+	if !ok || len(r) < 9 {
 		return fmt.Errorf("redis: announce: unexpected reply %T", res)
 	}
 	resp.Change = bittorrent.Change(toInt(r[0]))
@@ -330,18 +330,60 @@ func (s *Store) Announce(ctx context.Context, a *tracker.Announce, u tracker.Upd
 	resp.IDs4 = append(resp.IDs4, toStr(r[6])...)
 	resp.Peers6 = append(resp.Peers6, toStr(r[7])...)
 	resp.IDs6 = append(resp.IDs6, toStr(r[8])...)
-	if toInt(r[4]) == 1 {
-		// On a cluster the index is on another slot than the swarm: put
-		// the swarm in it now that it has a peer. (On one server the
-		// script did.)
-		start := time.Now()
-		err := s.client.ZAddNX(ctx, s.indexKey(&a.InfoHash), goredis.Z{Score: float64(a.When().Unix()), Member: string(a.InfoHash[:])}).Err()
-		s.metrics.observe(opIndex, start, err)
-		if err != nil {
-			return fmt.Errorf("redis: announce: indexing the swarm for expiry: %w", err)
-		}
+	// The members the script left to pick from, if it did: the
+	// announcer's family first.
+	if len(r) < 11 {
+		return s.indexSwarm(ctx, a, toInt(r[4]) == 1)
+	}
+	n := resp.NumPeers()
+	if v6 {
+		n = takePeers(resp, a, toStr(r[10]), true, n, want)
+		takePeers(resp, a, toStr(r[9]), false, n, want)
+	} else {
+		n = takePeers(resp, a, toStr(r[9]), false, n, want)
+		takePeers(resp, a, toStr(r[10]), true, n, want)
+	}
+	return s.indexSwarm(ctx, a, toInt(r[4]) == 1)
+}
+
+// indexSwarm puts the announce's swarm in the expiry index if the script asked
+// for it: on a cluster the index is on another slot than the swarm, so the
+// script cannot; on one server it did.
+func (s *Store) indexSwarm(ctx context.Context, a *tracker.Announce, asked bool) error {
+	if !asked {
+		return nil
+	}
+	start := time.Now()
+	err := s.client.ZAddNX(ctx, s.indexKey(&a.InfoHash), goredis.Z{Score: float64(a.When().Unix()), Member: string(a.InfoHash[:])}).Err()
+	s.metrics.observe(opIndex, start, err)
+	if err != nil {
+		return fmt.Errorf("redis: announce: indexing the swarm for expiry: %w", err)
 	}
 	return nil
+}
+
+// takePeers appends to resp the peers of members (set members of one
+// family, end to end: peer_id, packed address and port) other than the
+// announcer, until want are handed out; n are so far. It returns how many
+// are then.
+func takePeers(resp *tracker.AnnounceResponse, a *tracker.Announce, members string, v6 bool, n, want int) int {
+	size, peers, ids := bittorrent.PackedIPv4, &resp.Peers4, &resp.IDs4
+	if v6 {
+		size, peers, ids = bittorrent.PackedIPv6, &resp.Peers6, &resp.IDs6
+	}
+	stride := bittorrent.PeerIDSize + size
+	for i := 0; i+stride <= len(members) && n < want; i += stride {
+		id := members[i : i+bittorrent.PeerIDSize]
+		if id == string(a.PeerID[:]) {
+			continue
+		}
+		*peers = append(*peers, members[i+bittorrent.PeerIDSize:i+stride]...)
+		if a.PeerIDs {
+			*ids = append(*ids, id...)
+		}
+		n++
+	}
+	return n
 }
 
 func toInt(v any) int {

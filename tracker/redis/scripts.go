@@ -79,7 +79,8 @@ end
 //
 // Returns change, complete, incomplete, downloaded, whether the swarm
 // must be put in the expiry index (it had no peers, and no index key was
-// given), packed IPv4 peers, their ids, packed IPv6 peers, their ids.
+// given), packed IPv4 peers, their ids, packed IPv6 peers, their ids, and
+// IPv4 and IPv6 members for the caller to take peers from (see window).
 const announceScript = common + `
 local h, pid, fam, addr = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local seeder, event, now = ARGV[4] == '1', tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -257,10 +258,47 @@ local function walk(z, fam4, other, rnd, prefer)
   end
 end
 
-walk(zf, v4, false, tonumber(ARGV[11]), bits)
-if not respectAF then walk(zo, not v4, true, tonumber(ARGV[12]), 0) end
+-- window returns the members of a window of up to cnt ranks of z's first
+-- total, from a random one on, wrapping, concatenated.
+local function window(z, total, cnt, rnd)
+  cnt = math.min(cnt, total)
+  local start = rnd % total
+  local ms = table.concat(redis.call('ZRANGE', z, start, math.min(total, start + cnt) - 1))
+  if start + cnt > total then
+    ms = ms .. table.concat(redis.call('ZRANGE', z, 0, start + cnt - total - 1))
+  end
+  return ms
+end
+
+-- The usual case, a public store without a preferred subnet, is left to
+-- the caller: it gets windows of members, one more than wanted for the
+-- announcer itself, and takes the peers out of them. Lua's time per peer
+-- is what an announce costs Redis most, and this way no Lua touches a
+-- peer: only ZRANGE and table.concat, which are C.
+local raw = {'', ''}
+local k = 1
+if not v4 then k = 2 end
+if uid == '' and bits == 0 then
+  local total = span(zf)
+  if total > 0 then
+    raw[k] = window(zf, total, want + 1, tonumber(ARGV[11]))
+    n = total
+    if not seeder then n = total - 1 end -- the announcer is in the window's set
+    n = math.min(want, n)
+  end
+else
+  walk(zf, v4, false, tonumber(ARGV[11]), bits)
+end
+if not respectAF and n < want then
+  if uid == '' and not dual then
+    local total = span(zo)
+    if total > 0 then raw[3 - k] = window(zo, total, want - n + 1, tonumber(ARGV[12])) end
+  else
+    walk(zo, not v4, true, tonumber(ARGV[12]), 0)
+  end
+end
 return {change, c, i, d, index,
-  table.concat(out[1]), table.concat(out[2]), table.concat(out[3]), table.concat(out[4])}
+  table.concat(out[1]), table.concat(out[2]), table.concat(out[3]), table.concat(out[4]), raw[1], raw[2]}
 `
 
 // purgeScript removes a swarm's peers last seen before a time, at most a
