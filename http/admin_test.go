@@ -203,7 +203,7 @@ func TestScriptedSequence(t *testing.T) {
 		{"v4 leecher 2 stops", v4, announceURL(torrentA, 2, 100, "stopped"), false},
 		{"v6 seeder 5 stops", v6, announceURL(torrentA, 5, 0, "stopped"), false},
 		{"v6 seeder 6 starts: torrent B added", v6, announceURL(torrentB, 6, 0, "started"), false},
-		{"v6 seeder 6 stops: torrent B stays, empty, until the reap", v6, announceURL(torrentB, 6, 0, "stopped"), false},
+		{"v6 seeder 6 stops: torrent B, empty, goes (purge_inactive_torrents)", v6, announceURL(torrentB, 6, 0, "stopped"), false},
 		{"v4 leecher 7 starts: torrent C added", v4, announceURL(torrentC, 7, 10, "started"), false},
 		{"v6 leecher 4 re-announces: nothing changes", v6, announceURL(torrentA, 4, 40, ""), false},
 		{"v4 leecher 1 sends completed again: not counted twice", v4, announceURL(torrentA, 1, 0, "completed"), false},
@@ -250,12 +250,12 @@ func TestScriptedSequence(t *testing.T) {
 		{"Requests.UDP.Dropped", "chihaya_udp_dropped_total", "", 0},
 	}
 	before := append(requests, []expectation{
-		// Torrents: A, B and C added. The memory store keeps a swarm whose
-		// last peer stopped (B) until the next reap: nothing is "removed".
+		// Torrents: A, B and C added; B removed by the stopped of its last
+		// peer, since purge_inactive_torrents is on.
 		{"Torrents.Added", "chihaya_torrent_events_total", "event=added", 3},
-		{"Torrents.Removed", "chihaya_torrent_events_total", "event=removed", 0},
+		{"Torrents.Removed", "chihaya_torrent_events_total", "event=removed", 1},
 		{"Torrents.Reaped", "chihaya_torrent_events_total", "event=reaped", 0},
-		{"Torrents.Size", "chihaya_torrents", "", 3},
+		{"Torrents.Size", "chihaya_torrents", "", 2},
 		// IPv4: leechers 1, 2, 7 joined, 2 left, 1 became a seeder; seeder 3.
 		{"Peers.IPv4.Peers.Current", "chihaya_peers", "family=ipv4,role=leecher", 1},
 		{"Peers.IPv4.Peers.Joined", "chihaya_peer_events_total", "family=ipv4,role=leecher,event=joined", 3},
@@ -280,20 +280,20 @@ func TestScriptedSequence(t *testing.T) {
 	checkFigures(t, f, "before the reap", before)
 
 	// Everybody left expires: seeders 1 and 3 and leecher 7 (IPv4),
-	// leecher 4 (IPv6), and with them torrents A and C; B goes, empty.
+	// leecher 4 (IPv6), and with them torrents A and C.
 	later := time.Now().Add(f.tkr.Config().Lifetime() + time.Minute)
 	p, err := f.tkr.Reap(context.Background(), later)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Swarms != 3 || p.Peers != [2]int{3, 1} {
-		t.Fatalf("reaped %+v, want 3 swarms, 3 IPv4 and 1 IPv6 peers", p)
+	if p.Swarms != 2 || p.Peers != [2]int{3, 1} {
+		t.Fatalf("reaped %+v, want 2 swarms, 3 IPv4 and 1 IPv6 peers", p)
 	}
 	f.stats.Flush()
 	after := append(requests, []expectation{
 		{"Torrents.Added", "chihaya_torrent_events_total", "event=added", 3},
-		{"Torrents.Removed", "chihaya_torrent_events_total", "event=removed", 0},
-		{"Torrents.Reaped", "chihaya_torrent_events_total", "event=reaped", 3},
+		{"Torrents.Removed", "chihaya_torrent_events_total", "event=removed", 1},
+		{"Torrents.Reaped", "chihaya_torrent_events_total", "event=reaped", 2},
 		{"Torrents.Size", "chihaya_torrents", "", 0},
 		{"Peers.IPv4.Peers.Current", "chihaya_peers", "family=ipv4,role=leecher", 0},
 		{"Peers.IPv4.Peers.Joined", "chihaya_peer_events_total", "family=ipv4,role=leecher,event=joined", 3},
