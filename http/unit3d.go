@@ -182,36 +182,27 @@ func parseUnit3d(q string, a *backend.AnnounceRequest) (port uint16, msg string)
 				return 0, "Invalid 'peer_id'."
 			}
 			seen |= hasID
-		case "port":
-			n, ok := unit3dParseU(val, 16)
-			if !ok {
-				return 0, "Invalid 'port' (must be greater than or equal to 0)."
+		case "port", "uploaded", "downloaded", "left", "numwant":
+			size := 64
+			if key == "port" {
+				size = 16
 			}
-			port, seen = uint16(n), seen|hasPort
-		case "uploaded":
-			n, ok := unit3dParseU(val, 64)
+			n, ok := unit3dParseU(val, size)
 			if !ok {
-				return 0, "Invalid 'uploaded' (must be greater than or equal to 0)."
+				return 0, "Invalid '" + key + "' (must be greater than or equal to 0)."
 			}
-			a.Uploaded, seen = n, seen|hasUp
-		case "downloaded":
-			n, ok := unit3dParseU(val, 64)
-			if !ok {
-				return 0, "Invalid 'downloaded' (must be greater than or equal to 0)."
+			switch key {
+			case "port":
+				port, seen = uint16(n), seen|hasPort
+			case "uploaded":
+				a.Uploaded, seen = n, seen|hasUp
+			case "downloaded":
+				a.Downloaded, seen = n, seen|hasDown
+			case "left":
+				a.Left, seen = n, seen|hasLeft
+			default:
+				a.NumWant = int(min(n, 1<<31-1))
 			}
-			a.Downloaded, seen = n, seen|hasDown
-		case "left":
-			n, ok := unit3dParseU(val, 64)
-			if !ok {
-				return 0, "Invalid 'left' (must be greater than or equal to 0)."
-			}
-			a.Left, seen = n, seen|hasLeft
-		case "numwant":
-			n, ok := unit3dParseU(val, 64)
-			if !ok {
-				return 0, "Invalid 'numwant' (must be greater than or equal to 0)."
-			}
-			a.NumWant = int(min(n, 1<<31-1))
 		case "compact":
 			if val != "1" {
 				return 0, "Your client does not support compact announces."

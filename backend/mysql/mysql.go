@@ -229,30 +229,10 @@ var ErrClosed = errors.New("mysql backend: closed")
 // Open connects with checked parameters (see ParseParams), loads the site,
 // the peers' last flushed counters, and starts the background work.
 func Open(ctx context.Context, p Params) (*Conn, error) {
-	cfg, err := mysql.ParseDSN(p.DSN)
+	db, err := sqlbatch.OpenDB(p.DSN, nil)
 	if err != nil {
-		return nil, fmt.Errorf("dsn: %v", err)
+		return nil, err
 	}
-	// Queries are sent with their arguments interpolated: one round trip
-	// per statement instead of prepare, execute, close.
-	cfg.InterpolateParams = true
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	if cfg.ReadTimeout == 0 {
-		cfg.ReadTimeout = time.Minute
-	}
-	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = time.Minute
-	}
-	connector, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("dsn: %v", err)
-	}
-	db := sql.OpenDB(connector)
-	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(2)
-	db.SetConnMaxLifetime(10 * time.Minute)
 
 	c := &Conn{
 		p:     p,
@@ -374,28 +354,7 @@ func (c *Conn) Close() error {
 		c.acc.close()
 		close(c.stop)
 		c.wg.Wait()
-		deadline := time.Now().Add(15 * time.Second)
-		var err error
-		for attempt := 0; ; attempt++ {
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
-			err = c.Flush(ctx)
-			cancel()
-			if err == nil && c.QueueDepth() == 0 {
-				break
-			}
-			if time.Now().Add(time.Second).After(deadline) {
-				break
-			}
-			time.Sleep(time.Second)
-		}
-		if err == nil && c.QueueDepth() != 0 {
-			err = fmt.Errorf("%d rows left unwritten", c.QueueDepth())
-		}
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err = c.fl.Drop(ctx)
-			cancel()
-		}
+		err := c.fl.Final(time.Now().Add(15*time.Second), c.acc.depth)
 		if err != nil {
 			c.closeErr = fmt.Errorf("mysql backend: final flush: %w", err)
 		}

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/golang/glog"
@@ -136,6 +137,31 @@ func (f *Flusher[B]) doubtRows() int {
 	return f.doubt.Rows()
 }
 
+// Final is a backend's last flush, when it closes: it flushes until
+// nothing is queued (queued counts the backend's queue; what is in flight
+// is added), retrying every second while the database is away, until
+// deadline; then it removes this tracker's row from the flush log.
+func (f *Flusher[B]) Final(deadline time.Time, queued func() int) error {
+	for {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		err := f.Flush(ctx)
+		cancel()
+		left := queued() + f.InFlight()
+		if err == nil && left == 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return f.Drop(ctx)
+		}
+		if time.Now().Add(time.Second).After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("%d rows left unwritten", left)
+			}
+			return err
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 // write is one flush: the rows of b (and of a doubtful flush, if it turns
 // out not to have committed) in one transaction.
 func (f *Flusher[B]) write(ctx context.Context, b B) error {
@@ -193,6 +219,40 @@ func (f *Flusher[B]) write(ctx context.Context, b B) error {
 		return fmt.Errorf("commit went unanswered (settled by the next flush): %w", err)
 	}
 	return nil
+}
+
+// OpenDB opens a site's database as the backends use it: statements sent
+// with their arguments interpolated (one round trip each, instead of
+// prepare, execute, close), timeouts where the DSN sets none, and a small
+// pool (the flusher and the loads are its only users). session, if not
+// nil, adjusts the connection settings first (a time zone, say).
+func OpenDB(dsn string, session func(*mysql.Config)) (*sql.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("dsn: %v", err)
+	}
+	if session != nil {
+		session(cfg)
+	}
+	cfg.InterpolateParams = true
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = time.Minute
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = time.Minute
+	}
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dsn: %v", err)
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(2)
+	db.SetConnMaxLifetime(10 * time.Minute)
+	return db, nil
 }
 
 // Dropper counts and logs the rows given up.

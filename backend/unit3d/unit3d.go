@@ -106,35 +106,17 @@ var (
 // Open connects with checked parameters (see ParseParams), runs the
 // start-up loads and starts the background work.
 func Open(ctx context.Context, p Params) (*Conn, error) {
-	cfg, err := mysql.ParseDSN(p.DSN)
-	if err != nil {
-		return nil, fmt.Errorf("dsn: %v", err)
-	}
 	// UNIT3D-Announce's session: UTC, the server's strict mode kept.
-	cfg.Loc = time.UTC
-	if cfg.Params == nil {
-		cfg.Params = map[string]string{}
-	}
-	cfg.Params["time_zone"] = "'+00:00'"
-	cfg.InterpolateParams = true
-	cfg.ParseTime = true
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	if cfg.ReadTimeout == 0 {
-		cfg.ReadTimeout = time.Minute
-	}
-	if cfg.WriteTimeout == 0 {
-		cfg.WriteTimeout = time.Minute
-	}
-	connector, err := mysql.NewConnector(cfg)
+	db, err := sqlbatch.OpenDB(p.DSN, func(cfg *mysql.Config) {
+		cfg.Loc, cfg.ParseTime = time.UTC, true
+		if cfg.Params == nil {
+			cfg.Params = map[string]string{}
+		}
+		cfg.Params["time_zone"] = "'+00:00'"
+	})
 	if err != nil {
-		return nil, fmt.Errorf("dsn: %v", err)
+		return nil, err
 	}
-	db := sql.OpenDB(connector)
-	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(2)
-	db.SetConnMaxLifetime(10 * time.Minute)
 	c := &Conn{p: p, db: db, st: newState(), stop: make(chan struct{})}
 	c.q.init()
 	c.rates.init(time.Now())
@@ -287,28 +269,7 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.stop)
 		c.wg.Wait()
-		deadline := time.Now().Add(time.Minute)
-		var err error
-		for {
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
-			err = c.Flush(ctx)
-			cancel()
-			if err == nil && c.QueueDepth() == 0 {
-				break
-			}
-			if time.Now().Add(time.Second).After(deadline) {
-				break
-			}
-			time.Sleep(time.Second)
-		}
-		if err == nil && c.QueueDepth() != 0 {
-			err = fmt.Errorf("%d rows left unwritten", c.QueueDepth())
-		}
-		if err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err = c.fl.Drop(ctx)
-			cancel()
-		}
+		err := c.fl.Final(time.Now().Add(time.Minute), c.q.depth)
 		if err != nil {
 			c.closeErr = fmt.Errorf("unit3d backend: final flush: %w", err)
 		}
