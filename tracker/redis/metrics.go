@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +60,10 @@ var (
 		"Connections of the Redis client's pool, by state (idle, in_use).", []string{"state"}, nil)
 	poolTimeouts = prometheus.NewDesc("chihaya_redis_pool_timeouts_total",
 		"Times a request found no free connection in the Redis client's pool in time.", nil, nil)
+	totalSwarms = prometheus.NewDesc("chihaya_redis_swarms",
+		"Swarms in the Redis store, made by every tracker sharing it (one Redis server only).", nil, nil)
+	totalPeers = prometheus.NewDesc("chihaya_redis_peers",
+		"Peers in the Redis store, by role (leecher, seeder), made by every tracker sharing it (one Redis server only).", []string{"role"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -67,6 +72,8 @@ func (s *Store) Describe(ch chan<- *prometheus.Desc) {
 	s.metrics.errors.Describe(ch)
 	ch <- poolConns
 	ch <- poolTimeouts
+	ch <- totalSwarms
+	ch <- totalPeers
 }
 
 // Collect implements prometheus.Collector: register the store (the
@@ -78,4 +85,10 @@ func (s *Store) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(poolConns, prometheus.GaugeValue, float64(st.IdleConns), "idle")
 	ch <- prometheus.MustNewConstMetric(poolConns, prometheus.GaugeValue, float64(st.TotalConns-st.IdleConns), "in_use")
 	ch <- prometheus.MustNewConstMetric(poolTimeouts, prometheus.CounterValue, float64(st.Timeouts))
+	// Read from Redis at scrape time; left out when it does not answer.
+	if swarms, seeders, leechers, ok, _ := s.Totals(context.Background()); ok {
+		ch <- prometheus.MustNewConstMetric(totalSwarms, prometheus.GaugeValue, float64(swarms))
+		ch <- prometheus.MustNewConstMetric(totalPeers, prometheus.GaugeValue, float64(seeders), "seeder")
+		ch <- prometheus.MustNewConstMetric(totalPeers, prometheus.GaugeValue, float64(leechers), "leecher")
+	}
 }

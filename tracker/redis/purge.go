@@ -191,7 +191,11 @@ func (s *Store) purgeSwarms(ctx context.Context, hashes []bittorrent.InfoHash, c
 		cmds := make([]*goredis.Cmd, len(hashes))
 		for i := range hashes {
 			keys := s.swarmKeys(&hashes[i])
-			cmds[i] = pipe.EvalSha(ctx, purge.sha, keys[:], cutoff, pe, purgeBatch, dual)
+			scriptKeys := keys[:]
+			if !s.cluster {
+				scriptKeys = append(scriptKeys, s.totals)
+			}
+			cmds[i] = pipe.EvalSha(ctx, purge.sha, scriptKeys, cutoff, pe, purgeBatch, dual)
 		}
 		if len(cmds) == 0 {
 			return nil, nil
@@ -219,4 +223,21 @@ func (s *Store) reindex(ctx context.Context, key string, zs []goredis.Z) {
 	ctx, cancel := context.WithTimeout(ctx, s.p.Timeout.Duration)
 	defer cancel()
 	s.client.ZAddNX(ctx, key, zs...)
+}
+
+// Totals returns the number of swarms, seeders and leechers in the store,
+// as all the trackers sharing it made them; ok is false on a cluster,
+// where the store keeps no totals (they would be on another slot than the
+// swarms, out of the scripts' reach).
+func (s *Store) Totals(ctx context.Context) (swarms, seeders, leechers int64, ok bool, err error) {
+	if s.cluster {
+		return 0, 0, 0, false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.p.Timeout.Duration)
+	defer cancel()
+	v, err := s.client.HMGet(ctx, s.totals, "n", "s", "l").Result()
+	if err != nil || len(v) != 3 {
+		return 0, 0, 0, false, err
+	}
+	return int64(atoi(v[0])), int64(atoi(v[1])), int64(atoi(v[2])), true, nil
 }

@@ -144,6 +144,7 @@ type Store struct {
 	opts    tracker.Options
 	prefix  string
 	index   [indexKeys]string // the expiry index's keys
+	totals  string            // the totals' key, on a single server
 	dual    bool
 	private bool
 	metrics *metrics
@@ -172,6 +173,7 @@ func open(p Params, opts tracker.Options) (*Store, error) {
 	for k := range s.index {
 		s.index[k] = s.prefix + "expiry{" + indexTag(k) + "}"
 	}
+	s.totals = s.prefix + "totals"
 	ctx, cancel := context.WithTimeout(context.Background(), t)
 	defer cancel()
 	if err := s.Check(ctx); err != nil {
@@ -310,7 +312,7 @@ func (s *Store) Announce(ctx context.Context, a *tracker.Announce, u tracker.Upd
 	}
 	scriptKeys := keys[:]
 	if !s.cluster {
-		scriptKeys = append(scriptKeys[:3:3], s.indexKey(&a.InfoHash))
+		scriptKeys = append(scriptKeys[:3:3], s.indexKey(&a.InfoHash), s.totals)
 	}
 	start := time.Now()
 	res, err := s.batch.run(ctx, announce, scriptKeys,

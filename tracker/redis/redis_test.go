@@ -19,6 +19,7 @@ import (
 	"github.com/chihaya/chihaya/internal/redistest"
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/chihaya/chihaya/tracker/trackertest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var prefixes atomic.Int64
@@ -249,8 +250,11 @@ func TestTwoReapers(t *testing.T) {
 		t.Errorf("the reapers removed %v peers (%v seeders), %d swarms, emptied %d; want %d+%d peers, %d swarms",
 			pa.Peers, pa.Seeders, pa.Swarms, len(pa.Emptied), swarms*perSwarm, 2*purgeBatch+10, swarms+1)
 	}
-	if keys, err := srv.Do("DBSIZE"); err != nil || keys != ":0" {
-		t.Errorf("after the purge DBSIZE = %q, %v; want nothing left", keys, err)
+	if keys, err := srv.Do("DBSIZE"); err != nil || keys != ":1" {
+		t.Errorf("after the purge DBSIZE = %q, %v; want nothing left but the totals", keys, err)
+	}
+	if n, s, l, ok, err := a.Totals(context.Background()); !ok || err != nil || n != 0 || s != 0 || l != 0 {
+		t.Errorf("after the purge totals %d swarms, %d seeders, %d leechers (%v, %v); want none", n, s, l, ok, err)
 	}
 }
 
@@ -467,5 +471,80 @@ func TestClosed(t *testing.T) {
 	}
 	if took := time.Since(start); took > 100*time.Millisecond {
 		t.Errorf("a closed store took %v to answer", took)
+	}
+}
+
+// TestTotalsAndMetrics: the totals two trackers made through one server
+// follow joins, role changes, stops and expiry; the store's metrics
+// count round trips and errors and report the totals.
+func TestTotalsAndMetrics(t *testing.T) {
+	srv := redistest.Start(t)
+	params := map[string]any{"key_prefix": "totals:"}
+	a := openStore(t, tracker.Options{Peering: tracker.Peering{DualStacked: true}}, params, srv.Addr)
+	b := openStore(t, tracker.Options{Peering: tracker.Peering{DualStacked: true}}, params, srv.Addr)
+	want := func(what string, swarms, seeders, leechers int64) {
+		t.Helper()
+		n, s, l, ok, err := b.Totals(context.Background())
+		if err != nil || !ok || n != swarms || s != seeders || l != leechers {
+			t.Errorf("%s: totals %d swarms, %d seeders, %d leechers (%v, %v); want %d, %d, %d", what, n, s, l, ok, err, swarms, seeders, leechers)
+		}
+	}
+	h1, h2 := trackertest.Hash(1), trackertest.Hash(2)
+	announceTo(t, a, trackertest.Leecher(h1, 1, "10.0.0.1"), 0)
+	announceTo(t, b, trackertest.Leecher(h1, 1, "2001:db8::1"), 0) // the same peer, dual-stacked
+	announceTo(t, b, trackertest.Seeder(h2, 2, "10.0.0.2"), 0)
+	want("joined", 2, 1, 1)
+	done := trackertest.Seeder(h1, 1, "10.0.0.1")
+	done.Event = bittorrent.Completed
+	announceTo(t, a, done, 0)
+	want("completed", 2, 2, 0)
+	stop := trackertest.Seeder(h2, 2, "10.0.0.2")
+	stop.Event = bittorrent.Stopped
+	var r tracker.AnnounceResponse
+	if err := a.Announce(context.Background(), stop, tracker.Update{Event: bittorrent.Stopped, PurgeEmpty: true}, &r); err != nil {
+		t.Fatal(err)
+	}
+	want("stopped, swarm removed", 1, 1, 0)
+	if _, err := b.Purge(context.Background(), time.Now().Add(2*time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	want("expired, swarm kept", 1, 0, 0)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a)
+	srv.Pause()
+	announceTo(t, a, trackertest.Leecher(h1, 3, "10.0.0.3"), 0) // fails: counted
+	srv.Resume()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "/" + l.GetValue()
+			}
+			switch {
+			case m.GetHistogram() != nil:
+				got[key] = float64(m.GetHistogram().GetSampleCount())
+			case m.GetCounter() != nil:
+				got[key] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				got[key] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	for key, min := range map[string]float64{
+		"chihaya_redis_round_trip_seconds/announce": 3,
+		"chihaya_redis_round_trip_seconds/batch":    3,
+		"chihaya_redis_errors_total/announce":       1,
+		"chihaya_redis_swarms":                      1,
+		"chihaya_redis_peers/seeder":                0,
+	} {
+		if v, ok := got[key]; !ok || v < min {
+			t.Errorf("metric %s = %v (present %v), want at least %v", key, v, ok, min)
+		}
 	}
 }

@@ -48,6 +48,16 @@ end
 
 -- contrib is what a record adds to the counts: seeders, leechers. A
 -- dual-stacked peer is one peer, in the role of its IPv4 record.
+-- total adds to the store's totals (a hash: "n" swarms, "s" seeders, "l"
+-- leechers), if it keeps them: on one server, not on a cluster, where they
+-- would be on another slot than the swarm.
+local function total(key, dn, ds, dl)
+  if not key then return end
+  if dn ~= 0 then redis.call('HINCRBY', key, 'n', dn) end
+  if ds ~= 0 then redis.call('HINCRBY', key, 's', ds) end
+  if dl ~= 0 then redis.call('HINCRBY', key, 'l', dl) end
+end
+
 -- member is a peer's member of a family's set.
 local function member(pid, a, uid) return pid .. a .. uid end
 
@@ -69,7 +79,7 @@ end
 // announceScript applies one announce and picks the peers to hand out.
 //
 // KEYS: the swarm's hash, IPv4 set, IPv6 set, and, on a single server,
-// the swarm's expiry index.
+// the swarm's expiry index and the store's totals.
 // ARGV: peer_id, family ("4" or "6"), packed address and port, seeder
 // ("1"/"0"), event (bittorrent.Event), now (Unix seconds), want, user id
 // (4 bytes, "" in a public store), options (1: dual-stacked, 2:
@@ -117,8 +127,10 @@ if event == 3 then -- Stopped
   change = change + 2 -- PeerRemoved
   if purgeEmpty and c + i == 0 then
     redis.call('DEL', h, KEYS[2], KEYS[3])
+    total(KEYS[5], -1, s1 - s0, l1 - l0)
     return {change + 64, c, i, d, 0, '', '', '', ''} -- SwarmRemoved
   end
+  total(KEYS[5], 0, s1 - s0, l1 - l0)
   if band(f1, 5) == 0 then
     redis.call('HDEL', h, pid)
     redis.call('HSET', h, 'c', c, 'i', i)
@@ -143,6 +155,7 @@ if event == 1 and band(f1, 16) == 0 then -- Completed, the peer's first
 end
 local s1, l1 = contrib(f1, dual)
 c, i = c + s1 - s0, i + l1 - l0
+if exists then total(KEYS[5], 0, s1 - s0, l1 - l0) else total(KEYS[5], 1, s1 - s0, l1 - l0) end
 local m = member(pid, addr, uid)
 if was and was ~= m then redis.call('ZREM', zf, was) end
 redis.call('ZADD', zf, score, m)
@@ -304,7 +317,8 @@ return {change, c, i, d, index,
 // purgeScript removes a swarm's peers last seen before a time, at most a
 // batch of them.
 //
-// KEYS: the swarm's hash, IPv4 set, IPv6 set.
+// KEYS: the swarm's hash, IPv4 set, IPv6 set, and, on a single server,
+// the store's totals.
 // ARGV: the cutoff (Unix seconds: peers seen before it go), whether to
 // remove a swarm left without peers ("1"/"0"), the most peers to remove,
 // whether peers are dual-stacked ("1"/"0").
@@ -320,6 +334,7 @@ local budget, dual = tonumber(ARGV[3]), ARGV[4] == '1'
 local r = redis.call('HMGET', h, 'c', 'i', 'd')
 if not r[3] then return {0, 0, 0, 0, 0, 0, -1, 0} end
 local c, i = tonumber(r[1]) or 0, tonumber(r[2]) or 0
+local c0, i0 = c, i
 local had = c + i > 0
 local res = {0, 0, 0, 0}
 local left = budget
@@ -358,10 +373,12 @@ if c + i == 0 then
   if had then emptied = 1 end
   if purgeEmpty then
     redis.call('DEL', h, z4, z6)
+    total(KEYS[4], -1, c - c0, i - i0)
     return {res[1], res[2], res[3], res[4], emptied, 1, -1, 0}
   end
 end
 redis.call('HSET', h, 'c', c, 'i', i)
+total(KEYS[4], 0, c - c0, i - i0)
 local oldest = -1
 for _, z in ipairs({z4, z6}) do
   for role = 0, 1 do
