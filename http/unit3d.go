@@ -250,8 +250,14 @@ func unit3dDecode20(s string, out *[20]byte) bool {
 	}
 	n := 0
 	for i := 0; i < len(s); i++ {
+		if n == len(out) {
+			return false
+		}
 		c := s[i]
 		if c == '%' {
+			if i+2 >= len(s) {
+				return false
+			}
 			hi, ok1 := unit3dUnhex(s[i+1])
 			lo, ok2 := unit3dUnhex(s[i+2])
 			if !ok1 || !ok2 {

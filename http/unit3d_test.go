@@ -79,3 +79,27 @@ func TestAppendUnit3d(t *testing.T) {
 		t.Errorf("appendUnit3dFailure = %q, want %q", got, want)
 	}
 }
+
+// FuzzParseUnit3d: any query is parsed without a panic, and one that
+// parses has every required parameter.
+func FuzzParseUnit3d(f *testing.F) {
+	hash := strings.Repeat("%41", 20)
+	for _, q := range []string{
+		"info_hash=" + hash + "&peer_id=-qB4650-xxxxxxxxxxxx&port=6881&uploaded=1&downloaded=2&left=3&compact=1",
+		"info_hash=" + strings.Repeat("a", 20) + "%4",  // an escape cut short
+		"info_hash=" + strings.Repeat("a", 21) + "%41", // 21 bytes
+		"a=1&flag&b=2", "a=1=2&b=3", "&&=", "==&&", "%", "info_hash=%%41",
+	} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		var a backend.AnnounceRequest
+		if _, msg := parseUnit3d(q, &a); msg == "" {
+			for _, k := range []string{"info_hash=", "peer_id=", "port=", "uploaded=", "downloaded=", "left="} {
+				if !strings.Contains(q, k) {
+					t.Fatalf("%q parsed without %s", q, k)
+				}
+			}
+		}
+	})
+}
