@@ -50,7 +50,7 @@ func (c *Conn) SiteRequest(method, path, contentType string, body []byte) (int, 
 		}
 		return http.StatusOK, textPlain, []byte("Successfully reloaded config.")
 	}
-	h, ok := c.handlers()[method+" "+rest]
+	h, ok := c.routes[method+" "+rest]
 	if !ok {
 		return http.StatusNotFound, textPlain, []byte("Not Found")
 	}
@@ -113,6 +113,7 @@ func isNil(p any) bool {
 	panic(fmt.Sprintf("unit3d: decode: unexpected field type %T", p))
 }
 
+// handlers are the PUT and DELETE routes, by method and path.
 func (c *Conn) handlers() map[string]func([]byte) error {
 	return map[string]func([]byte) error{
 		"PUT torrents":              c.putTorrent,

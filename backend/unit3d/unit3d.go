@@ -78,13 +78,14 @@ func (opener) Open(params json.RawMessage) (backend.Conn, error) {
 // Conn is an open unit3d backend: a backend.Conn, backend.Announcer,
 // backend.SiteAPI and backend.Site.
 type Conn struct {
-	p     Params
-	db    *sql.DB
-	st    *state
-	q     queue
-	fl    sqlbatch.Flusher[*batch]
-	rates rates
-	cands []*peer // pick's scratch, under st.mu
+	p      Params
+	db     *sql.DB
+	st     *state
+	q      queue
+	fl     sqlbatch.Flusher[*batch]
+	rates  rates
+	cands  []*peer                       // pick's scratch, under st.mu
+	routes map[string]func([]byte) error // the API's PUT and DELETE routes
 
 	dropped atomic.Uint64
 
@@ -119,6 +120,7 @@ func Open(ctx context.Context, p Params) (*Conn, error) {
 	}
 	c := &Conn{p: p, db: db, st: newState(), stop: make(chan struct{})}
 	c.q.init()
+	c.routes = c.handlers()
 	c.rates.init(time.Now())
 	c.fl = sqlbatch.Flusher[*batch]{DB: db, Name: "unit3d backend", Take: c.q.take, GiveBack: c.q.giveBack, Write: c.writeRows}
 	if err := c.open(ctx); err != nil {
