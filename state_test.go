@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -157,12 +158,16 @@ func TestStateFileRefused(t *testing.T) {
 		{"too old", func() []byte { time.Sleep(3 * time.Second); return good }, "too old: written"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := os.WriteFile(path, tc.file(), 0o600); err != nil {
+			content := tc.file()
+			if err := os.WriteFile(path, content, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			d := startDaemon(t, cfg)
 			d.waitLog(t, "state_file: not loaded: "+path+": "+tc.reason, 1)
-			d.waitLog(t, "; starting empty", 1)
+			d.waitLog(t, "; starting empty (the file is kept as "+path+".refused)", 1)
+			if kept, err := os.ReadFile(path + ".refused"); err != nil || string(kept) != string(content) {
+				t.Errorf("the refused file is not kept aside as it was: %v", err)
+			}
 			if m := stateAnnounce(t, d.public, 9, true, false, "started"); m["incomplete"] != int64(0) || m["complete"] != int64(1) {
 				t.Errorf("after a refused file: %v, want an empty swarm", m)
 			}
@@ -208,16 +213,8 @@ func TestSocketActivationKeepsPeers(t *testing.T) {
 
 	second := activated()
 	defer second.shutdown(t, syscall.SIGTERM)
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	m := decodeBody(t, b.String())
+	answer, _ := io.ReadAll(c) // the daemon closes an HTTP/1.0 connection once it has answered
+	m := decodeBody(t, string(answer))
 	if ports := peerPorts(m); m["complete"] != int64(2) || m["incomplete"] != int64(2) || len(ports) != 2 {
 		t.Errorf("the announce queued during the restart: %v (peers on ports %v); want the first daemon's swarm", m, ports)
 	}

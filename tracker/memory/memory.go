@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -83,8 +84,13 @@ func (driver) Open(opts tracker.Options) (tracker.Pool, error) {
 	s, err := Load(p, start)
 	if err != nil {
 		// Never fatal: a tracker that starts empty is what it was before
-		// state files.
-		glog.Errorf("state_file: %v; starting empty", err)
+		// state files. A refused file is kept aside for the operator: the
+		// next snapshot would replace it.
+		kept := ""
+		if errors.Is(err, errStateRefused) && os.Rename(p.StateFile, p.StateFile+".refused") == nil {
+			kept = " (the file is kept as " + p.StateFile + ".refused)"
+		}
+		glog.Errorf("state_file: %v; starting empty%s", err, kept)
 	} else if swarms, peers := s.Len(); swarms > 0 {
 		glog.Infof("state_file: loaded %d swarms, %d peers from %s in %v", swarms, peers, p.StateFile, time.Since(start).Round(time.Millisecond))
 	} else {

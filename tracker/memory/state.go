@@ -200,22 +200,25 @@ func (s *Store) runSnapshots(ctx context.Context, every time.Duration, done chan
 // Load returns a store of p holding the swarms of the state file
 // p.StateFile, but for the peers silent for longer than p.Lifetime by
 // now. A file that is missing gives an empty store and no error; one that
-// cannot be used (truncated, corrupt, foreign, too old, of another record
-// layout or private_tracker setting) gives an empty store and an error
-// wrapping errStateRefused that says why.
+// cannot be read, or used (truncated, corrupt, foreign, too old, of
+// another record layout or private_tracker setting: an error wrapping
+// errStateRefused), gives an empty store and an error that says why.
 func Load(p Params, now time.Time) (*Store, error) {
 	data, err := os.ReadFile(p.StateFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return New(p), nil
 	}
 	if err != nil {
-		return New(p), fmt.Errorf("%w: %v", errStateRefused, err)
+		return New(p), fmt.Errorf("not loaded: %w", err)
 	}
-	s := New(p)
+	build := p
+	build.StateFile = "" // closing a store half built must not write the file
+	s := New(build)
 	if err := s.loadState(data, now); err != nil {
 		s.Close()
 		return New(p), fmt.Errorf("%w: %s: %v", errStateRefused, p.StateFile, err)
 	}
+	s.p.StateFile = p.StateFile
 	return s, nil
 }
 

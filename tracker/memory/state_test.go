@@ -217,7 +217,11 @@ func TestStateRefused(t *testing.T) {
 			if tc.p != nil {
 				q = tc.p(q)
 			}
+			before, _ := os.ReadFile(path)
 			s, err := Load(q, time.Now().Add(tc.now))
+			if after, _ := os.ReadFile(path); string(after) != string(before) {
+				t.Error("a refused file was changed")
+			}
 			if err == nil || !errors.Is(err, errStateRefused) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
 				t.Errorf("Load: %v, want a refusal naming the file and saying %q", err, tc.want)
 			}
