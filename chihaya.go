@@ -181,6 +181,9 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 	st := stats.New()
 	defer st.Close()
 	tkr := tracker.New(cfg, pool, be, st)
+	if f, ok := be.(backend.StatsFeeder); ok {
+		f.FeedStats(st) // a backend keeping its own swarms: those loaded, its reaps
+	}
 	defer func() {
 		if cerr := tkr.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("closing drivers: %w", cerr)

@@ -125,6 +125,9 @@ type AnnounceRequest struct {
 	NumWant int
 	// Key is the client's raw "key" parameter.
 	Key string
+	// DualStacked is the configuration's dual_stacked_peers: a peer_id
+	// announcing over IPv4 and IPv6 keeps both addresses (BEP 7).
+	DualStacked bool
 }
 
 // AnnounceReply is an Announcer's answer.
@@ -143,8 +146,31 @@ type AnnounceReply struct {
 	// Peers4 holds IPv4 peers, 6 bytes each; Peers6 IPv6 peers, 18 bytes
 	// each, in compact form (BEP 23, BEP 7).
 	Peers4, Peers6 []byte
-	// Change says what the announce did, for the statistics.
+	// Change says what the announce did, for the statistics; IPv6 is the
+	// address family whose figures count the peer (which need not be the
+	// announce's: a dual-stacked peer is counted once).
 	Change bittorrent.Change
+	IPv6   bool
+}
+
+// SwarmStats records what happens to swarms, for /stats and /metrics: the
+// daemon's *stats.Stats is one.
+type SwarmStats interface {
+	// RecordPeer records what one change did to a swarm, in the figures of
+	// one address family.
+	RecordPeer(c bittorrent.Change, ipv6 bool)
+	// RecordReap records an expiry pass: per family, the leechers and
+	// seeders that left the swarms, and the swarms left without peers.
+	RecordReap(leechers, seeders [2]int, swarms int)
+}
+
+// StatsFeeder is implemented by an Announcer whose swarms change outside
+// announces too: loaded at start, expired by its own reaper. The daemon
+// calls FeedStats once, before serving; the backend records the swarms it
+// holds then as joined, and its expiry passes from then on. (Announces'
+// changes are recorded by the frontend, from AnnounceReply.Change.)
+type StatsFeeder interface {
+	FeedStats(SwarmStats)
 }
 
 // SiteAPI is implemented by backends whose site pushes its changes as

@@ -74,11 +74,12 @@ func (s *Server) unit3dAnnounce(w http.ResponseWriter, r *http.Request, a backen
 		x.req.Addr = netip.AddrPortFrom(from, port)
 		x.req.UserAgent = r.Header.Get("User-Agent")
 		x.req.Time = start
+		x.req.DualStacked = cfg.DualStackedPeers
 		a.Announce(&x.req, &x.reply)
 		msg = x.reply.Failure
 		if msg == "" {
 			x.buf = appendUnit3d(x.buf[:0], &x.reply)
-			s.stats.RecordPeer(x.reply.Change, from.Is6())
+			s.stats.RecordPeer(x.reply.Change, x.reply.IPv6)
 			outcome = stats.OK
 		}
 	}

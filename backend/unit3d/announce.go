@@ -213,7 +213,7 @@ func (c *Conn) announce(req *backend.AnnounceRequest, r *backend.AnnounceReply, 
 	}
 
 	// The announce passes: the peer's new state and its deltas (§4.5).
-	inList := func(q *peer) bool { return q.active && q.visible && (q.connectable || !p.RequirePeerConnectivity) }
+	inList := c.inList
 	seeder := req.Left == 0
 	var (
 		oldSeed, oldLeech, newSeed, newLeech bool
@@ -222,13 +222,11 @@ func (c *Conn) announce(req *backend.AnnounceRequest, r *backend.AnnounceReply, 
 		rateLimited, activeAfterStop         bool
 		warnings                             []string
 		visible                              bool
-		change                               bittorrent.Change
+		v6                                   = req.Addr.Addr().Is6()
 	)
 	if exists {
 		oldSeed, oldLeech = old.seeder && inList(old), !old.seeder && inList(old)
-		if old.seeder {
-			change |= bittorrent.SeederBefore
-		}
+		v6 = old.v6
 	}
 	if p.ConnectivityCheck && p.RequirePeerConnectivity && !connectable {
 		warnings = append(warnings, warnConnectivity)
@@ -242,34 +240,36 @@ func (c *Conn) announce(req *backend.AnnounceRequest, r *backend.AnnounceReply, 
 				break
 			}
 		}
-		change |= bittorrent.PeerRemoved
 	} else {
 		slotLimited := req.Left > 0 && g.slots >= 0 && int64(u.leeching) >= g.slots
 		q := old
 		if !exists {
 			visible = !slotLimited
-			q = &peer{sentCompleted: req.Event == bittorrent.Completed}
+			q = &peer{sentCompleted: req.Event == bittorrent.Completed, v6: v6}
 			t.peers[key] = q
-			change |= bittorrent.PeerAdded
 		} else {
 			visible = (old.active && old.visible && !seeder && (connectable || !p.RequirePeerConnectivity)) || !slotLimited
-			rateLimited = old.updated.Add(p.AnnounceMinEnforced.Duration).After(now) &&
+			// A dual-stacked peer's announces over each family are
+			// limited apart: its IPv6 announce, right after its IPv4
+			// one, gets its IPv6 peers.
+			last := old.updated
+			if req.DualStacked {
+				last = old.lastFrom(req.Addr)
+			}
+			rateLimited = last.Add(p.AnnounceMinEnforced.Duration).After(now) &&
 				!(req.Event == bittorrent.Completed && !old.sentCompleted)
 			if req.Uploaded >= old.uploaded && req.Downloaded >= old.downloaded {
 				upDelta, downDelta = req.Uploaded-old.uploaded, req.Downloaded-old.downloaded
 			}
 			if !old.seeder && seeder {
 				completedDelta = 1
-				change |= bittorrent.Snatched
 			}
 			q.sentCompleted = q.sentCompleted || req.Event == bittorrent.Completed
 		}
-		q.addr, q.seeder, q.active, q.visible, q.connectable = req.Addr, seeder, true, visible, connectable
+		q.setAddr(req.Addr, now, req.DualStacked)
+		q.seeder, q.active, q.visible, q.connectable = seeder, true, visible, connectable
 		q.updated, q.uploaded, q.downloaded = now, req.Uploaded, req.Downloaded
 		newSeed, newLeech = seeder && inList(q), !seeder && inList(q)
-		if seeder {
-			change |= bittorrent.SeederAfter
-		}
 		if !visible {
 			warnings = append(warnings, warnSlots)
 		}
@@ -278,12 +278,12 @@ func (c *Conn) announce(req *backend.AnnounceRequest, r *backend.AnnounceReply, 
 	t.seeders = satAdd(t.seeders, seedDelta)
 	t.leechers = satAdd(t.leechers, leechDelta)
 	t.completed = satAdd(t.completed, completedDelta)
+	r.Change, r.IPv6 = t.count(oldSeed, oldLeech, newSeed, newLeech, completedDelta == 1), v6
 
 	// The reply (§4.6, §4.7).
 	r.Interval = time.Duration(rand.Int64N(int64(p.AnnounceMax.Duration/time.Second-p.AnnounceMin.Duration/time.Second)+1))*time.Second + p.AnnounceMin.Duration.Truncate(time.Second)
 	r.MinInterval = p.AnnounceMin.Duration
 	r.Downloaded = int(t.completed)
-	r.Change = change
 	seedAsked, leechAsked := false, false
 	if len(warnings) == 0 && !rateLimited {
 		r.Complete, r.Incomplete = int(t.seeders), int(t.leechers)
@@ -297,7 +297,7 @@ func (c *Conn) announce(req *backend.AnnounceRequest, r *backend.AnnounceReply, 
 			if req.Left > 0 && t.seeders > 0 && want > 0 {
 				seedAsked = true
 				if u.seedList.under() {
-					added = c.pick(r, t, u.id, true, want, inList)
+					added = c.pick(r, t, u.id, true, want, req.Addr.Addr().Is6(), now)
 				} else {
 					r.Complete = 0
 				}
@@ -305,7 +305,7 @@ func (c *Conn) announce(req *backend.AnnounceRequest, r *backend.AnnounceReply, 
 			if t.leechers > 0 && added < want {
 				leechAsked = true
 				if u.leechList.under() {
-					c.pick(r, t, u.id, false, want-added, inList)
+					c.pick(r, t, u.id, false, want-added, req.Addr.Addr().Is6(), now)
 				} else {
 					r.Incomplete = 0
 				}
@@ -372,11 +372,12 @@ func (c *Conn) announce(req *backend.AnnounceRequest, r *backend.AnnounceReply, 
 }
 
 // pick appends up to n random peers of t's seeders (or leechers) that are
-// in the peer list and not the user's own to r. s.mu is held.
-func (c *Conn) pick(r *backend.AnnounceReply, t *torrent, uid uint32, seeders bool, n int, inList func(*peer) bool) int {
+// in the peer list and not the user's own to r, each once: a dual-stacked
+// peer by its address of the announcer's family (v6). s.mu is held.
+func (c *Conn) pick(r *backend.AnnounceReply, t *torrent, uid uint32, seeders bool, n int, v6 bool, now time.Time) int {
 	cands := c.cands[:0]
 	for k, q := range t.peers {
-		if k.uid != uid && q.seeder == seeders && inList(q) {
+		if k.uid != uid && q.seeder == seeders && c.inList(q) {
 			cands = append(cands, q)
 		}
 	}
@@ -384,7 +385,7 @@ func (c *Conn) pick(r *backend.AnnounceReply, t *torrent, uid uint32, seeders bo
 	for i := 0; i < len(cands) && added < n; i++ {
 		j := i + rand.IntN(len(cands)-i)
 		cands[i], cands[j] = cands[j], cands[i]
-		a := cands[i].addr
+		a := cands[i].addrFor(v6, now, c.p.ActivePeerTTL.Duration)
 		if a.Addr().Is4() {
 			r.Peers4 = append(r.Peers4, a.Addr().AsSlice()...)
 			r.Peers4 = append(r.Peers4, byte(a.Port()>>8), byte(a.Port()))
@@ -397,6 +398,45 @@ func (c *Conn) pick(r *backend.AnnounceReply, t *torrent, uid uint32, seeders bo
 	clear(cands)
 	c.cands = cands[:0]
 	return added
+}
+
+// inList is UNIT3D-Announce's in_peer_list (§4.5): the peers listed and
+// counted as seeders or leechers.
+func (c *Conn) inList(q *peer) bool {
+	return q.active && q.visible && (q.connectable || !c.p.RequirePeerConnectivity)
+}
+
+// count moves t's listed peers by one peer's change of list membership
+// (old and new: as a seeder or a leecher) and returns the change for the
+// statistics: a peer joins or leaves the swarm as it enters or leaves the
+// peer list, and the swarm exists while it lists a peer.
+func (t *torrent) count(oldSeed, oldLeech, newSeed, newLeech, snatched bool) bittorrent.Change {
+	var ch bittorrent.Change
+	oldIn, newIn := oldSeed || oldLeech, newSeed || newLeech
+	switch {
+	case !oldIn && newIn:
+		ch |= bittorrent.PeerAdded
+		if t.listed == 0 {
+			ch |= bittorrent.SwarmAdded
+		}
+		t.listed++
+	case oldIn && !newIn:
+		ch |= bittorrent.PeerRemoved
+		t.listed--
+		if t.listed == 0 {
+			ch |= bittorrent.SwarmRemoved
+		}
+	}
+	if oldSeed {
+		ch |= bittorrent.SeederBefore
+	}
+	if newSeed {
+		ch |= bittorrent.SeederAfter
+	}
+	if snatched {
+		ch |= bittorrent.Snatched
+	}
+	return ch
 }
 
 // factors are the upload and download factors (percent) and the history

@@ -164,14 +164,14 @@ func (c *Conn) putTorrent(body []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.torrents[*v.ID]
-	peers := map[peerKey]*peer{}
+	peers, listed := map[peerKey]*peer{}, 0
 	if t != nil {
-		peers = t.peers
+		peers, listed = t.peers, t.listed
 	}
 	s.torrents[*v.ID] = &torrent{
 		id: *v.ID, status: *v.Status, deleted: *v.IsDeleted,
 		seeders: *v.Seeders, leechers: *v.Leechers, completed: *v.TimesCompleted,
-		downFactor: *v.DownloadFactor, upFactor: *v.UploadFactor, peers: peers,
+		downFactor: *v.DownloadFactor, upFactor: *v.UploadFactor, peers: peers, listed: listed,
 	}
 	s.hashes[h] = *v.ID
 	return nil

@@ -97,6 +97,8 @@ type bed struct {
 	tkr    *tracker.Tracker
 	pub    *httptest.Server
 	adm    *httptest.Server
+	st     *stats.Stats
+	mutate func(*config.Config) // of the tracker's configuration, or nil
 	closed bool
 }
 
@@ -109,6 +111,13 @@ func newBed(t testing.TB, extra string, params string) *bed {
 }
 
 func newBedOn(t testing.TB, srv *mariadbtest.Server, extra string, params string) *bed {
+	t.Helper()
+	return newBedConfig(t, srv, extra, params, nil)
+}
+
+// newBedConfig is newBedOn with the tracker's configuration changed by
+// mutate (nil: the defaults, private).
+func newBedConfig(t testing.TB, srv *mariadbtest.Server, extra string, params string, mutate func(*config.Config)) *bed {
 	t.Helper()
 	dsn := srv.Database(t, "testdata/unit3d-min.sql")
 	mc, err := mysql.ParseDSN(dsn)
@@ -127,7 +136,7 @@ func newBedOn(t testing.TB, srv *mariadbtest.Server, extra string, params string
 	if _, err := db.Exec(fixture + torrentsFixture + extra); err != nil {
 		t.Fatalf("loading the fixture: %v", err)
 	}
-	b := &bed{t: t, srv: srv, dsn: dsn, db: db}
+	b := &bed{t: t, srv: srv, dsn: dsn, db: db, mutate: mutate}
 	b.open(params)
 	return b
 }
@@ -154,6 +163,9 @@ func (b *bed) open(params string) {
 	cfg := config.Default()
 	cfg.Private = true
 	cfg.AdminAddr = "127.0.0.1:0"
+	if b.mutate != nil {
+		b.mutate(cfg)
+	}
 	pool, err := tracker.Open("memory", tracker.Options{Private: true})
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +173,8 @@ func (b *bed) open(params string) {
 	st := stats.New()
 	b.c = c
 	b.tkr = tracker.New(cfg, pool, c, st)
+	c.FeedStats(st) // as the daemon does
+	b.st = st
 	b.pub = loopbackServer(t, chttp.NewServer(b.tkr, st).Handler())
 	b.adm = loopbackServer(t, chttp.NewAdmin(b.tkr, st).Handler())
 	b.closed = false

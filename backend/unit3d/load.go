@@ -54,7 +54,7 @@ func (c *Conn) load(ctx context.Context) error {
 	if err := loadTorrents(ctx, c.db, s); err != nil {
 		return err
 	}
-	np, err := loadPeers(ctx, c.db, s)
+	np, err := loadPeers(ctx, c.db, s, c.inList)
 	if err != nil {
 		return err
 	}
@@ -140,7 +140,7 @@ func loadTorrents(ctx context.Context, db *sql.DB, s *state) error {
 	return nil
 }
 
-func loadPeers(ctx context.Context, db *sql.DB, s *state) (int, error) {
+func loadPeers(ctx context.Context, db *sql.DB, s *state, inList func(*peer) bool) (int, error) {
 	n := 0
 	err := each(ctx, db, peersQuery, func(rows *sql.Rows) error {
 		p := &peer{}
@@ -157,8 +157,16 @@ func loadPeers(ctx context.Context, db *sql.DB, s *state) (int, error) {
 		if t == nil || err != nil || !at.Valid || len(id) != bittorrent.PeerIDSize {
 			return nil // skipped, where UNIT3D-Announce would not start
 		}
-		p.addr, p.updated = netip.AddrPortFrom(a, port), at.Time
-		t.peers[peerKey{uid, bittorrent.PeerID(id)}] = p
+		p.addr, p.updated = netip.AddrPortFrom(a.Unmap(), port), at.Time
+		p.v6 = p.addr.Addr().Is6()
+		k := peerKey{uid, bittorrent.PeerID(id)}
+		if q := t.peers[k]; q != nil && inList(q) {
+			t.listed-- // a duplicate row: the later one stays
+		}
+		t.peers[k] = p
+		if inList(p) {
+			t.listed++
+		}
 		n++
 		return nil
 	})

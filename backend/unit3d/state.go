@@ -30,11 +30,54 @@ type peerKey struct {
 }
 
 type peer struct {
-	addr                       netip.AddrPort
+	addr                       netip.AddrPort // the last announce's
 	seeder, active, visible    bool
 	connectable, sentCompleted bool
 	updated                    time.Time
 	uploaded, downloaded       uint64 // the client's last counters
+	// other is a dual-stacked peer's address of the other family, from
+	// its last announce over that family at otherAt (zero: none).
+	other   netip.AddrPort
+	otherAt time.Time
+	// v6 is the family of the peer's first address: the statistics count
+	// the peer in that family's figures, once, whatever it announces over.
+	v6 bool
+}
+
+// lastFrom is when the peer last announced over the family of a (zero:
+// never, or not since it announced over the other family while not
+// dual-stacked).
+func (q *peer) lastFrom(a netip.AddrPort) time.Time {
+	switch {
+	case q.addr.Addr().Is6() == a.Addr().Is6():
+		return q.updated
+	case q.other.IsValid():
+		return q.otherAt
+	}
+	return time.Time{}
+}
+
+// setAddr records a as the peer's address at now: a dual-stacked peer
+// keeps its address of the other family; otherwise a replaces it, as in
+// UNIT3D-Announce (one address per peer).
+func (q *peer) setAddr(a netip.AddrPort, now time.Time, dualStacked bool) {
+	switch {
+	case !dualStacked:
+		q.other, q.otherAt = netip.AddrPort{}, time.Time{}
+	case q.addr.IsValid() && q.addr.Addr().Is6() != a.Addr().Is6():
+		q.other, q.otherAt = q.addr, q.updated
+	}
+	q.addr = a
+}
+
+// addrFor is the address handed to an announcer of family v6: the peer's
+// address of that family if it has one from the last maxAge, else its
+// last address.
+func (q *peer) addrFor(v6 bool, now time.Time, maxAge time.Duration) netip.AddrPort {
+	if q.other.IsValid() && q.other.Addr().Is6() == v6 && now.Sub(q.otherAt) <= maxAge {
+		return q.other
+	}
+	return q.addr
 }
 
 type torrent struct {
@@ -44,6 +87,9 @@ type torrent struct {
 	seeders, leechers, completed uint32
 	downFactor, upFactor         uint8
 	peers                        map[peerKey]*peer
+	// listed is the number of peers in the peer list: the swarm as the
+	// statistics count it (seeders and leechers may be the site's figures).
+	listed int
 }
 
 type user struct {

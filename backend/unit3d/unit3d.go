@@ -36,6 +36,14 @@
 //   - POST config/reload re-reads the site's lists and the torrents'
 //     status and factors from the database (the settings are Chihaya's
 //     configuration, read at start).
+//   - With dual_stacked_peers, a peer announcing over IPv4 and IPv6 keeps
+//     both addresses (still one peer, one peers row with the last address):
+//     an announcer is given the address of its own family, and each
+//     family's announces are rate-limited apart.
+//
+// The daemon hands it the statistics (backend.StatsFeeder): the swarms
+// loaded, the reaper's passes; the HTTP frontend records each announce's
+// change.
 package unit3d
 
 import (
@@ -88,6 +96,7 @@ type Conn struct {
 	routes map[string]func([]byte) error // the API's PUT and DELETE routes
 
 	dropped atomic.Uint64
+	stats   backend.SwarmStats // under st.mu; nil until FeedStats
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -102,6 +111,7 @@ var (
 	_ backend.Site          = (*Conn)(nil)
 	_ backend.Reloader      = (*Conn)(nil)
 	_ backend.QueueReporter = (*Conn)(nil)
+	_ backend.StatsFeeder   = (*Conn)(nil)
 )
 
 // Open connects with checked parameters (see ParseParams), runs the
@@ -187,14 +197,43 @@ func (c *Conn) later(d time.Duration, f func()) {
 // stay queued.
 func (c *Conn) Flush(ctx context.Context) error { return c.fl.Flush(ctx) }
 
+// FeedStats is the backend.StatsFeeder method: st is told of the swarms
+// held now (loaded at Open), as joined, and of every expiry pass from now
+// on. A peer counts in the statistics while it is in the peer list (what
+// UNIT3D-Announce counts as a seeder or leecher), once, in the family of
+// its first address; a torrent while it lists a peer.
+func (c *Conn) FeedStats(st backend.SwarmStats) {
+	s := c.st
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.stats = st
+	for _, t := range s.torrents {
+		if t.listed > 0 {
+			st.RecordPeer(bittorrent.SwarmAdded, false)
+		}
+		for _, q := range t.peers {
+			if c.inList(q) {
+				ch := bittorrent.PeerAdded
+				if q.seeder {
+					ch |= bittorrent.SeederAfter
+				}
+				st.RecordPeer(ch, q.v6)
+			}
+		}
+	}
+}
+
 // Reap is UNIT3D-Announce's reaper (unit3d.md §7.1): peers inactive for
 // inactive_peer_ttl go; active peers silent for active_peer_ttl become
-// inactive and leave the counts, which the torrents table is told of.
+// inactive and leave the counts, which the torrents table and the
+// statistics are told of.
 func (c *Conn) Reap(now time.Time) {
 	s := c.st
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	gone, silent := now.Add(-c.p.InactivePeerTTL.Duration), now.Add(-c.p.ActivePeerTTL.Duration)
+	var leechers, seeders [2]int
+	swarms := 0
 	for _, t := range s.torrents {
 		seedDelta, leechDelta := 0, 0
 		for k, p := range t.peers {
@@ -207,18 +246,24 @@ func (c *Conn) Reap(now time.Time) {
 			if !p.updated.Before(silent) {
 				continue
 			}
-			if p.visible && (p.connectable || !c.p.RequirePeerConnectivity) {
+			if c.inList(p) {
 				u := s.users[k.uid]
 				if p.seeder {
 					seedDelta--
+					seeders[b2i(p.v6)]++
 					if u != nil {
 						u.seeding = satAdd(u.seeding, -1)
 					}
 				} else {
 					leechDelta--
+					leechers[b2i(p.v6)]++
 					if u != nil {
 						u.leeching = satAdd(u.leeching, -1)
 					}
+				}
+				t.listed--
+				if t.listed == 0 {
+					swarms++
 				}
 			}
 			p.active = false
@@ -228,6 +273,9 @@ func (c *Conn) Reap(now time.Time) {
 			t.leechers = satAdd(t.leechers, leechDelta)
 			c.q.add(func(b *batch) { b.addTorrent(t.id, torRow{seeders: int64(seedDelta), leechers: int64(leechDelta)}) })
 		}
+	}
+	if c.stats != nil {
+		c.stats.RecordReap(leechers, seeders, swarms)
 	}
 }
 
