@@ -159,7 +159,13 @@ if exists then total(KEYS[5], 0, s1 - s0, l1 - l0) else total(KEYS[5], 1, s1 - s
 local m = member(pid, addr, uid)
 if was and was ~= m then redis.call('ZREM', zf, was) end
 redis.call('ZADD', zf, score, m)
-redis.call('HSET', h, pid, encode(f1, a4, a6, uid), 'c', c, 'i', i, 'd', d)
+-- Most announces are a peer saying it is still there: its record, and so
+-- the counts (which follow the records' flags), stay as they were, and
+-- only its score moves.
+local rec1 = encode(f1, a4, a6, uid)
+if rec1 ~= rec then
+  redis.call('HSET', h, pid, rec1, 'c', c, 'i', i, 'd', d)
+end
 local index = 0
 if peerless then
   if KEYS[4] then redis.call('ZADD', KEYS[4], 'NX', now, ARGV[13]) else index = 1 end
