@@ -266,7 +266,7 @@ func (c *Conn) announce(req *backend.AnnounceRequest, r *backend.AnnounceReply, 
 			}
 			q.sentCompleted = q.sentCompleted || req.Event == bittorrent.Completed
 		}
-		q.setAddr(req.Addr, now, req.DualStacked)
+		q.setAddr(req.Addr, req.DualStacked)
 		q.seeder, q.active, q.visible, q.connectable = seeder, true, visible, connectable
 		q.updated, q.uploaded, q.downloaded = now, req.Uploaded, req.Downloaded
 		newSeed, newLeech = seeder && inList(q), !seeder && inList(q)

@@ -159,11 +159,7 @@ func loadPeers(ctx context.Context, db *sql.DB, s *state, inList func(*peer) boo
 		}
 		p.addr, p.updated = netip.AddrPortFrom(a.Unmap(), port), at.Time
 		p.v6 = p.addr.Addr().Is6()
-		k := peerKey{uid, bittorrent.PeerID(id)}
-		if q := t.peers[k]; q != nil && inList(q) {
-			t.listed-- // a duplicate row: the later one stays
-		}
-		t.peers[k] = p
+		t.peers[peerKey{uid, bittorrent.PeerID(id)}] = p // one row per key: the primary key
 		if inList(p) {
 			t.listed++
 		}

@@ -57,10 +57,10 @@ func (q *peer) lastFrom(a netip.AddrPort) time.Time {
 	return time.Time{}
 }
 
-// setAddr records a as the peer's address at now: a dual-stacked peer
-// keeps its address of the other family; otherwise a replaces it, as in
-// UNIT3D-Announce (one address per peer).
-func (q *peer) setAddr(a netip.AddrPort, now time.Time, dualStacked bool) {
+// setAddr records a as the peer's address, before q.updated moves on: a
+// dual-stacked peer keeps its address of the other family; otherwise a
+// replaces it, as in UNIT3D-Announce (one address per peer).
+func (q *peer) setAddr(a netip.AddrPort, dualStacked bool) {
 	switch {
 	case !dualStacked:
 		q.other, q.otherAt = netip.AddrPort{}, time.Time{}
