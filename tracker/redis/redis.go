@@ -302,9 +302,10 @@ func (s *Store) Announce(ctx context.Context, a *tracker.Announce, u tracker.Upd
 	if a.PeerIDs {
 		opts |= optIDs
 	}
-	seeder := "0"
+	seeder, now := "0", a.When().Unix()
+	score := now
 	if a.Seeder() {
-		seeder = "1"
+		seeder, score = "1", now+1<<32
 	}
 	want := u.Want
 	if u.Event == bittorrent.Stopped {
@@ -316,8 +317,8 @@ func (s *Store) Announce(ctx context.Context, a *tracker.Announce, u tracker.Upd
 	}
 	start := time.Now()
 	res, err := s.batch.run(ctx, announce, scriptKeys,
-		string(a.PeerID[:]), fam, string(packed[:size]), seeder, int(u.Event), a.When().Unix(),
-		want, uid, opts, s.opts.PreferredSubnet(v6), rand.Uint32(), rand.Uint32(), string(a.InfoHash[:]))
+		string(a.PeerID[:]), fam, string(packed[:size]), seeder, int(u.Event), now,
+		want, uid, opts, s.opts.PreferredSubnet(v6), rand.Uint32(), rand.Uint32(), string(a.InfoHash[:]), score)
 	s.metrics.observe(opAnnounce, start, err)
 	if err != nil {
 		return fmt.Errorf("redis: announce: %w", err)

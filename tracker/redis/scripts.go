@@ -85,7 +85,9 @@ end
 // (4 bytes, "" in a public store), options (1: dual-stacked, 2:
 // respect_af, 4: purge an emptied swarm, 8: hand out peer_ids),
 // preferred prefix length for the family (0: none), two random numbers,
-// the info_hash (the index's member).
+// the info_hash (the index's member), the peer's score in its set (now,
+// plus 2^32 for a seeder: numbers come as strings, and Lua would write a
+// number back out through printf).
 //
 // Returns change, complete, incomplete, downloaded, whether the swarm
 // must be put in the expiry index (it had no peers, and no index key was
@@ -93,7 +95,7 @@ end
 // IPv4 and IPv6 members for the caller to take peers from (see window).
 const announceScript = common + `
 local h, pid, fam, addr = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-local seeder, event, now = ARGV[4] == '1', tonumber(ARGV[5]), tonumber(ARGV[6])
+local seeder, event, now = ARGV[4] == '1', tonumber(ARGV[5]), ARGV[6]
 local want, uid, opts = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
 local dual, respectAF = band(opts, 1) ~= 0, band(opts, 2) ~= 0
 local purgeEmpty, wantIDs = band(opts, 4) ~= 0, band(opts, 8) ~= 0
@@ -145,8 +147,7 @@ if not exists then change = change + 32 end -- SwarmAdded
 if not had then change = change + 1 end -- PeerAdded
 local f1 = f0 - band(f0, SD)
 if not had then f1 = f1 + IN end
-local score = now
-if seeder then f1, score, change = f1 + SD, now + SEED, change + 8 end -- SeederAfter
+if seeder then f1, change = f1 + SD, change + 8 end -- SeederAfter
 local was = nil
 if had then if v4 then was = member(pid, a4, ruid) else was = member(pid, a6, ruid) end end
 if v4 then a4 = addr else a6 = addr end
@@ -158,7 +159,7 @@ c, i = c + s1 - s0, i + l1 - l0
 if exists then total(KEYS[5], 0, s1 - s0, l1 - l0) else total(KEYS[5], 1, s1 - s0, l1 - l0) end
 local m = member(pid, addr, uid)
 if was and was ~= m then redis.call('ZREM', zf, was) end
-redis.call('ZADD', zf, score, m)
+redis.call('ZADD', zf, ARGV[14], m)
 -- Most announces are a peer saying it is still there: its record, and so
 -- the counts (which follow the records' flags), stay as they were, and
 -- only its score moves.
@@ -226,7 +227,7 @@ local function candidates(z, span, start, limit, records, fn)
 end
 
 local function span(z)
-  if seeder then return redis.call('ZCOUNT', z, '-inf', '(' .. SEED) end
+  if seeder then return redis.call('ZCOUNT', z, '-inf', '(4294967296') end
   return redis.call('ZCARD', z)
 end
 
