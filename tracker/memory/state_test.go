@@ -286,3 +286,36 @@ func TestOpenStateFile(t *testing.T) {
 		t.Errorf("state_interval 0s: %v", err)
 	}
 }
+
+// TestSaveWhileAnnouncing: snapshots run beside announces (run it with
+// -race); the last one, taken when they stop, loads as the store is.
+func TestSaveWhileAnnouncing(t *testing.T) {
+	p := Params{Shards: 8, StateFile: statePath(t), Lifetime: time.Hour, Peering: tracker.Peering{DualStacked: true}}
+	s := New(p)
+	defer s.Close()
+	done := make(chan struct{}, 3)
+	for g := range 3 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for round := range 5 {
+				loadMixed(t, s, 200*(g+1)+round, 10+g)
+			}
+		}()
+	}
+	for saves := 0; saves < 3 || len(done) < 3; saves++ {
+		if err := s.Save(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Load(p, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, want := dump(r), dump(s); !slices.Equal(got, want) {
+		t.Errorf("loaded %d lines, the store has %d", len(got), len(want))
+	}
+}
