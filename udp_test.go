@@ -12,6 +12,7 @@ import (
 	trackerudp "github.com/anacrolix/torrent/tracker/udp"
 	"github.com/anacrolix/torrent/types/infohash"
 	"github.com/chihaya/chihaya/bittorrent"
+	"github.com/chihaya/chihaya/tracker"
 )
 
 // udpAddr is where a daemon started by startDaemon serves UDP, from its
@@ -115,4 +116,17 @@ func udpConnect(t *testing.T, c *net.UDPConn) []byte {
 		t.Fatalf("connect answer %x, %v", buf[:n], err)
 	}
 	return buf[8:16]
+}
+
+// rate_limit is one budget per client address, whatever the transport:
+// requests over HTTP and UDP draw on the same bucket.
+func TestRateLimitSharedByTransports(t *testing.T) {
+	d := startDaemon(t, `{"addr": "127.0.0.1:0", "admin_addr": "", "udp_addr": "127.0.0.1:0", "rate_limit": {"requests_per_second": 0.001, "burst": 2}}`)
+	cc := udpClient(t, "udp4", d.udpAddr(t))
+	decodeBody(t, rawGet(t, d.public, "GET "+announceTarget+" HTTP/1.0\r\n\r\n"))
+	udpAnnounce(t, cc, "-TR4050-udpseeder0001", 7000, 0, trackerudp.AnnounceEvent(bittorrent.Started))
+	m := decodeBody(t, rawGet(t, d.public, "GET "+announceTarget+" HTTP/1.0\r\n\r\n"))
+	if m["failure reason"] != string(tracker.ErrRateLimited) {
+		t.Errorf("third request from 127.0.0.1 (burst 2, one over HTTP, one over UDP): %v, want %q", m, tracker.ErrRateLimited)
+	}
 }

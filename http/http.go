@@ -20,8 +20,6 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/bittorrent"
-	"github.com/chihaya/chihaya/config"
-	"github.com/chihaya/chihaya/ratelimit"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/golang/glog"
@@ -40,9 +38,8 @@ type Server struct {
 	tracker        *tracker.Tracker
 	stats          *stats.Stats
 	srv            *http.Server
-	drain          drain          // Shutdown answers every request that began to arrive
-	limiter        ratelimit.Lazy // rate_limit's buckets
-	full           fullScrapes    // the full scrape's answer, built off the request path
+	drain          drain       // Shutdown answers every request that began to arrive
+	full           fullScrapes // the full scrape's answer, built off the request path
 }
 
 // NewServer returns a server for tkr; Serve starts it.
@@ -141,7 +138,7 @@ func (s *Server) announce(w http.ResponseWriter, r *http.Request, ps httprouter.
 
 	cfg := s.tracker.Config()
 	from := realIP(r, cfg)
-	if retry, ok := s.allow(cfg, from, start); !ok {
+	if ok, retry := s.tracker.Allow(from, start); !ok {
 		s.refuse(w, r, x, stats.Announce, retry, start)
 		return
 	}
@@ -171,7 +168,7 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 	defer exchanges.Put(x)
 
 	cfg := s.tracker.Config()
-	if retry, ok := s.allow(cfg, realIP(r, cfg), start); !ok {
+	if ok, retry := s.tracker.Allow(realIP(r, cfg), start); !ok {
 		s.refuse(w, r, x, stats.Scrape, retry, start)
 		return
 	}
@@ -192,21 +189,10 @@ func (s *Server) scrape(w http.ResponseWriter, r *http.Request, ps httprouter.Pa
 	s.reply(w, r, x, stats.Scrape, err, start)
 }
 
-// allow takes a request from the rate-limit bucket of the client at addr.
-// When the bucket is empty it returns false and how long until it has a
-// request again.
-func (s *Server) allow(cfg *config.Config, addr netip.Addr, now time.Time) (retry time.Duration, ok bool) {
-	ok, retry = s.limiter.Allow(addr, now, ratelimit.PerSecond(cfg.RateLimit.RequestsPerSecond, cfg.RateLimit.Burst))
-	return retry, ok
-}
-
-// rateLimited is the failure reason of a request over the rate limit.
-const rateLimited = "rate limit exceeded: too many requests from your address"
-
 // refuse answers a request over the rate limit: a failure with BEP 31's
 // "retry in", in whole minutes and at least one.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, x *exchange, kind stats.Kind, retry time.Duration, start time.Time) {
-	x.buf = appendRetry(x.buf[:0], rateLimited, retry)
+	x.buf = appendRetry(x.buf[:0], tracker.ErrRateLimited.Error(), retry)
 	w.Header()["Content-Type"] = textPlain
 	w.Write(x.buf)
 	s.stats.RecordRequest(kind, stats.Limited, time.Since(start))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/stats"
+	"github.com/chihaya/chihaya/tracker"
 )
 
 // limitTo sets rate_limit.
@@ -17,7 +18,7 @@ func limitTo(rps float64, burst int) func(*config.Config) {
 
 // refused reports whether m is the rate limit's refusal, and its retry in.
 func refused(m map[string]any) (retryIn int64, ok bool) {
-	if m["failure reason"] != rateLimited || len(m) != 2 {
+	if m["failure reason"] != string(tracker.ErrRateLimited) || len(m) != 2 {
 		return 0, false
 	}
 	retryIn, ok = m["retry in"].(int64)
@@ -156,7 +157,7 @@ func TestRateLimitOffAndReloaded(t *testing.T) {
 			t.Fatal("refused with rate_limit off")
 		}
 	}
-	if s.limiter.Entries() != 0 {
+	if s.tracker.RateLimitEntries() != 0 {
 		t.Error("a limiter was made with rate_limit off")
 	}
 	on := *s.tracker.Config()

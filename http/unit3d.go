@@ -59,7 +59,7 @@ func (s *Server) unit3dAnnounce(w http.ResponseWriter, r *http.Request, a backen
 	defer unit3dExchanges.Put(x)
 	cfg := s.tracker.Config()
 	from := realIP(r, cfg)
-	if retry, ok := s.allow(cfg, from, start); !ok {
+	if ok, retry := s.tracker.Allow(from, start); !ok {
 		s.refuse(w, r, &exchange{buf: x.buf[:0]}, stats.Announce, retry, start)
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/chihaya/chihaya/backend"
 	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
+	"github.com/chihaya/chihaya/ratelimit"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker/accesslist"
 	"github.com/golang/glog"
@@ -29,6 +30,7 @@ type Tracker struct {
 	backend backend.Conn
 	site    backend.Site // private mode: the site's users and torrents
 	stats   *stats.Stats
+	limiter ratelimit.Lazy // rate_limit's buckets, one per client address whatever its transport
 	// torrents is torrent_list, read by LoadLists; nil without one.
 	torrents atomic.Pointer[accesslist.Torrents]
 
@@ -155,6 +157,25 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 	}
 	return nil
 }
+
+// ErrRateLimited is the answer to a request over rate_limit; each frontend
+// adds when to retry (BEP 31's "retry in" over HTTP).
+const ErrRateLimited bittorrent.ClientError = "rate limit exceeded: too many requests from your address"
+
+// Allow takes a request from the rate-limit bucket (rate_limit) of the
+// client at addr: one bucket per address, or per /64 for IPv6, shared by
+// every frontend, so that a client gets the same budget over HTTP and UDP
+// together. When the bucket is empty it returns false and how long until
+// it holds a request again. The frontends ask before anything else, so
+// that a refused request changes nothing.
+func (t *Tracker) Allow(addr netip.Addr, now time.Time) (ok bool, retry time.Duration) {
+	cfg := t.cfg.Load()
+	return t.limiter.Allow(addr, now, ratelimit.PerSecond(cfg.RateLimit.RequestsPerSecond, cfg.RateLimit.Burst))
+}
+
+// RateLimitEntries is the rate limiter's table size: 0 until a limit was
+// on (the table is made by the first request that finds one).
+func (t *Tracker) RateLimitEntries() int { return t.limiter.Entries() }
 
 // interval returns the announce interval and jitter clients are told: the
 // configuration's, unless the site has set its own interval (fromSite).

@@ -11,7 +11,6 @@ import (
 
 	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
-	"github.com/chihaya/chihaya/ratelimit"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/golang/glog"
@@ -73,7 +72,7 @@ const internalError = "internal tracker error"
 
 // rateLimited begins the error answer to a request over rate_limit; the
 // minutes until the client's bucket allows one again follow.
-const rateLimited = "rate limit exceeded: too many requests from your address; retry in "
+const rateLimited = string(tracker.ErrRateLimited) + "; retry in "
 
 // A worker answers packets, one at a time, for one reader goroutine. Its
 // buffers are reused from packet to packet, so that a steady-state
@@ -146,8 +145,7 @@ func (w *worker) handle(p []byte, src netip.AddrPort, now time.Time, out []byte)
 	if action == actionAnnounce || action == actionScrape {
 		// After the connection ID: only an address that receives at its
 		// source can spend its bucket, never a forger in its name.
-		lim := ratelimit.PerSecond(cfg.RateLimit.RequestsPerSecond, cfg.RateLimit.Burst)
-		if ok, retry := w.s.limiter.Allow(addr, now, lim); !ok {
+		if ok, retry := w.s.tracker.Allow(addr, now); !ok {
 			kind := stats.Announce
 			if action == actionScrape {
 				kind = stats.Scrape

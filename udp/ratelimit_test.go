@@ -68,7 +68,7 @@ func TestRateLimitOffByDefault(t *testing.T) {
 			t.Fatalf("scrape %d: %q", n, err)
 		}
 	}
-	if s.limiter.Entries() != 0 {
+	if s.tracker.RateLimitEntries() != 0 {
 		t.Error("a rate limit table was made with rate_limit off")
 	}
 }

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/config"
-	"github.com/chihaya/chihaya/ratelimit"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/golang/glog"
@@ -36,7 +35,6 @@ type Server struct {
 	tracker *tracker.Tracker
 	stats   *stats.Stats
 	keys    keys
-	limiter ratelimit.Lazy // rate_limit's buckets, apart from the HTTP frontend's
 
 	mu     sync.Mutex
 	conns  map[*net.UDPConn]struct{} // being served
