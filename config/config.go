@@ -541,11 +541,33 @@ func (c *Config) Reload(next *Config) (merged *Config, needRestart []string) {
 		switch {
 		case reloadable[key]:
 			dst.Field(i).Set(src.Field(i))
-		case !reflect.DeepEqual(old.Field(i).Interface(), src.Field(i).Interface()):
+		case !sameValue(old.Field(i).Interface(), src.Field(i).Interface()):
 			needRestart = append(needRestart, key)
 		}
 	}
 	return &m, needRestart
+}
+
+// sameValue reports whether a key's value in two loads of a file is the
+// same. A driver's params are raw JSON, compared as JSON: spacing and line
+// breaks a reloaded file changed do not ask for a restart.
+func sameValue(a, b any) bool {
+	da, ok := a.(DriverConfig)
+	if !ok {
+		return reflect.DeepEqual(a, b)
+	}
+	db := b.(DriverConfig)
+	return da.Name == db.Name && bytes.Equal(compactJSON(da.Params), compactJSON(db.Params))
+}
+
+// compactJSON is raw without insignificant white space (raw itself if it
+// is not JSON: then only the same bytes are the same value).
+func compactJSON(raw json.RawMessage) []byte {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return raw
+	}
+	return b.Bytes()
 }
 
 // Lifetime is how long a silent peer stays in its swarm.

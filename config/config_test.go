@@ -209,6 +209,27 @@ func TestReload(t *testing.T) {
 	if _, restart := old.Reload(Default()); len(restart) != 0 {
 		t.Errorf("an unchanged file needs a restart for %q", restart)
 	}
+	// A driver's params are compared as JSON, not as bytes.
+	for _, tc := range []struct {
+		before, after string
+		restart       bool
+	}{
+		{`{"shards": 2}`, "{\n  \"shards\":   2\n}", false},
+		{`{"shards": 2}`, `{"shards": 4}`, true},
+		{`{"shards": 2}`, `{"shards": 2, "state_file": "/x"}`, true},
+	} {
+		a, err := Decode(strings.NewReader(`{"tracker": {"driver": "memory", "params": ` + tc.before + `}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Decode(strings.NewReader(`{"tracker": {"driver": "memory", "params": ` + tc.after + `}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, restart := a.Reload(b); (len(restart) != 0) != tc.restart {
+			t.Errorf("params %s, then %q: needRestart %q, want a restart: %v", tc.before, tc.after, restart, tc.restart)
+		}
+	}
 	for _, key := range []string{"announce", "min_announce", "peer_lifetime", "default_num_want", "max_num_want",
 		"max_scrape_infohashes", "allow_ip_spoofing", "trusted_proxies", "real_ip_header", "announce_jitter", "udp_secret"} {
 		if !Reloadable(key) {

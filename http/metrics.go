@@ -55,7 +55,7 @@ func newMetricsCollector(st *stats.Stats, queue backend.QueueReporter) *metricsC
 		stats: st,
 		queue: queue,
 		requests: d("requests_total",
-			"Requests answered, by transport (http, udp), kind (announce, scrape, other) and outcome (ok, client_error, server_error).",
+			"Requests answered, by transport (http, udp), kind (announce, scrape, other) and outcome (ok, client_error, server_error, limited).",
 			"transport", "kind", "outcome"),
 		duration: d("request_duration_seconds",
 			"Time from reading a request to writing its answer (UDP: from reading its batch to answering it), by transport and kind.",

@@ -313,10 +313,12 @@ func (c *Conn) Report(query url.Values) ([]byte, error) {
 	case "user":
 		key := query.Get("key")
 		if key == "" {
+			//lint:ignore ST1005 Ocelot's words, which the site shows as they are
 			return nil, errors.New("Announce key missing")
 		}
 		u, ok := c.User(key)
 		if !ok {
+			//lint:ignore ST1005 Ocelot's words, which the site shows as they are
 			return nil, errors.New("Announce key not found")
 		}
 		leeching, seeding := c.acc.peerCounts(u.ID, time.Now().Add(-peerWindow).Unix())

@@ -85,10 +85,12 @@ func (e badRequest) Error() string { return string(e) }
 // or null.
 func decode(body []byte, v any, required func() []any) error {
 	if err := json.NewDecoder(bytes.NewReader(body)).Decode(v); err != nil {
+		//lint:ignore ST1005 UNIT3D-Announce's words, which the site logs as they are
 		return fmt.Errorf("Failed to deserialize the JSON body into the target type: %v", err)
 	}
 	for i, f := range required() {
 		if isNil(f) {
+			//lint:ignore ST1005 UNIT3D-Announce's words, which the site logs as they are
 			return fmt.Errorf("Failed to deserialize the JSON body into the target type: missing field #%d", i+1)
 		}
 	}
