@@ -14,7 +14,6 @@
 package mariadbtest
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -32,6 +31,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chihaya/chihaya/internal/testserver"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -62,33 +63,13 @@ type Server struct {
 
 	dir    string // holds data/, the socket, the pid file and the log
 	ownDir bool   // dir was made by us (not t.TempDir) and must be removed
-	args   []string
-	bin    string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
-}
-
-func find(names []string, fallback string) string {
-	for _, p := range names {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(fallback); err == nil {
-		return p
-	}
-	return ""
+	proc   testserver.Process
 }
 
 // skipOrFail stops tb for a missing server: a failure on CI, a skip elsewhere.
 func skipOrFail(tb testing.TB, err error) {
 	tb.Helper()
-	if errors.Is(err, ErrNotInstalled) && os.Getenv("CI") != "true" {
-		tb.Skipf("%v; e.g. apt-get install -y --no-install-recommends %s mariadb-client", err, Package)
-	}
-	tb.Fatal(err)
+	testserver.SkipOrFail(tb, err, ErrNotInstalled, Package+" mariadb-client")
 }
 
 // Start starts a server of the test's own, stopped when the test ends, and
@@ -153,12 +134,12 @@ func StopShared() error {
 }
 
 func newServer(dir string, ownDir bool) (*Server, error) {
-	bin := find(serverPaths, "mariadbd")
-	install := find(installPaths, "mariadb-install-db")
+	bin := testserver.Find(serverPaths, "mariadbd")
+	install := testserver.Find(installPaths, "mariadb-install-db")
 	if bin == "" || install == "" {
 		return nil, ErrNotInstalled
 	}
-	s := &Server{dir: dir, ownDir: ownDir, bin: bin}
+	s := &Server{dir: dir, ownDir: ownDir}
 	s.Socket = filepath.Join(dir, "sock")
 	if len(s.Socket) > 100 { // sun_path holds 108 bytes
 		short, err := os.MkdirTemp("", "mdb-")
@@ -200,7 +181,7 @@ func newServer(dir string, ownDir bool) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		err = s.startOn(port, common)
+		err = s.startOn(bin, port, common)
 		if err == nil {
 			return s, nil
 		}
@@ -212,9 +193,10 @@ func newServer(dir string, ownDir bool) (*Server, error) {
 	}
 }
 
-func (s *Server) startOn(port int, common []string) error {
+func (s *Server) startOn(bin string, port int, common []string) error {
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	s.args = append(slices.Clip(common),
+	s.proc = testserver.Process{Name: "mariadbd", Bin: bin, Log: filepath.Join(s.dir, "error.log")}
+	s.proc.Args = append(slices.Clip(common),
 		"--socket="+s.Socket,
 		"--port="+strconv.Itoa(port),
 		"--skip-networking=0",
@@ -245,82 +227,22 @@ func freePort() (int, error) {
 
 // start runs mariadbd and waits until it accepts connections.
 func (s *Server) start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return errors.New("mariadbtest: server already running")
-	}
-	cmd := exec.Command(s.bin, s.args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("mariadbtest: starting %s: %v", s.bin, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	s.cmd, s.done = cmd, done
-
 	db, err := sql.Open("mysql", s.rootDSN(""))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	return s.proc.Start(60*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-done:
-			s.cmd = nil
-			return fmt.Errorf("mariadbtest: mariadbd exited at start-up: %s%s", stderr.String(), s.logTail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("mariadbtest: mariadbd did not accept connections within 60s: %v%s", err, s.logTail())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (s *Server) logTail() string {
-	b, err := os.ReadFile(filepath.Join(s.dir, "error.log"))
-	if err != nil {
-		return ""
-	}
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return "\nerror.log:\n" + string(b)
+		defer cancel()
+		return db.PingContext(ctx)
+	})
 }
 
 // Stop shuts the server down (SIGTERM to its PID, SIGKILL after 30 s) and
 // waits for it to exit. The data directory stays: Restart brings the same
 // server back on the same address.
-func (s *Server) Stop() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return nil
-	}
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return err
-	}
-	select {
-	case <-done:
-		return nil
-	case <-time.After(30 * time.Second):
-	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-	<-done
-	return errors.New("mariadbtest: mariadbd ignored SIGTERM for 30s and was killed")
-}
+func (s *Server) Stop() error { return s.proc.Stop(syscall.SIGTERM, 30*time.Second) }
 
 // Restart starts a stopped server again, on the same address and data.
 func (s *Server) Restart() error {

@@ -18,15 +18,15 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chihaya/chihaya/internal/testserver"
 )
 
 // Packages are the Debian packages that provide the binaries.
@@ -46,35 +46,13 @@ type Server struct {
 	// Addr is its address, always on 127.0.0.1.
 	Addr string
 
-	dir  string
-	args []string
-	bin  string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	done   chan struct{} // closed when cmd has exited
-	paused bool
-}
-
-func find(paths []string, name string) string {
-	for _, p := range paths {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	return ""
+	proc testserver.Process
 }
 
 // skipOrFail stops tb for a missing server: a failure on CI, a skip elsewhere.
 func skipOrFail(tb testing.TB, err error) {
 	tb.Helper()
-	if errors.Is(err, ErrNotInstalled) && os.Getenv("CI") != "true" {
-		tb.Skipf("%v; e.g. apt-get install -y --no-install-recommends %s", err, Packages)
-	}
-	tb.Fatal(err)
+	testserver.SkipOrFail(tb, err, ErrNotInstalled, Packages)
 }
 
 // Start starts a single redis-server of the test's own, stopped when the
@@ -97,8 +75,8 @@ func Start(tb testing.TB) *Server {
 // is free when chosen can be taken before the server binds it, so a failed
 // start is tried again on another.
 func start(dir string, extra []string) (*Server, error) {
-	bin := find(serverPaths, "redis-server")
-	if bin == "" || find(cliPaths, "redis-cli") == "" {
+	bin := testserver.Find(serverPaths, "redis-server")
+	if bin == "" || testserver.Find(cliPaths, "redis-cli") == "" {
 		return nil, ErrNotInstalled
 	}
 	for attempt := 1; ; attempt++ {
@@ -106,8 +84,9 @@ func start(dir string, extra []string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, bin: bin}
-		s.args = append([]string{
+		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+		s.proc = testserver.Process{Name: "redis-server", Bin: bin, Dir: dir, Log: filepath.Join(dir, "redis.log")}
+		s.proc.Args = append([]string{
 			"--port", strconv.Itoa(port),
 			"--bind", "127.0.0.1",
 			"--dir", dir,
@@ -149,53 +128,13 @@ func freePort() (int, error) {
 
 // start runs redis-server and waits until it answers PING.
 func (s *Server) start() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		return errors.New("redistest: server already running")
-	}
-	cmd := exec.Command(s.bin, s.args...)
-	cmd.Dir = s.dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("redistest: starting %s: %v", s.bin, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	s.cmd, s.done, s.paused = cmd, done, false
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	return s.proc.Start(20*time.Second, func() error {
 		reply, err := s.do("PING")
-		if err == nil && reply == "+PONG" {
-			return nil
+		if err == nil && reply != "+PONG" {
+			err = fmt.Errorf("PING answered %q", reply)
 		}
-		select {
-		case <-done:
-			s.cmd = nil
-			return fmt.Errorf("redistest: redis-server exited at start-up: %s%s", out.String(), s.logTail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			s.cmd = nil
-			return fmt.Errorf("redistest: redis-server on %s did not answer PING within 20s: %v%s", s.Addr, err, s.logTail())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (s *Server) logTail() string {
-	b, err := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-	if err != nil {
-		return ""
-	}
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return "\nredis.log:\n" + string(b)
+		return err
+	})
 }
 
 // Do sends one command (inline form: arguments without spaces) and
@@ -255,58 +194,20 @@ func (s *Server) Info(field string) (string, error) {
 	return "", fmt.Errorf("redistest: INFO has no field %q", field)
 }
 
-// signal sends sig to the server's process.
-func (s *Server) signal(sig syscall.Signal) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return errors.New("redistest: server not running")
-	}
-	if sig == syscall.SIGSTOP || sig == syscall.SIGCONT {
-		s.paused = sig == syscall.SIGSTOP
-	}
-	return syscall.Kill(s.cmd.Process.Pid, sig)
-}
-
 // Pause freezes the server (SIGSTOP): connections stay open and nothing
 // answers, as with a server stuck or cut off. Resume continues it.
-func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+func (s *Server) Pause() error { return s.proc.Signal(syscall.SIGSTOP) }
 
 // Resume continues a paused server (SIGCONT).
-func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
+func (s *Server) Resume() error { return s.proc.Signal(syscall.SIGCONT) }
 
 // Stop shuts the server down (SIGTERM to its PID, SIGKILL after 10s) and
 // waits for it to exit. Restart brings it back on the same address and
 // directory; with persistence off, its data is gone.
-func (s *Server) Stop() error { return s.stop(syscall.SIGTERM) }
+func (s *Server) Stop() error { return s.proc.Stop(syscall.SIGTERM, 10*time.Second) }
 
 // Kill ends the server at once (SIGKILL), as a crash would.
-func (s *Server) Kill() error { return s.stop(syscall.SIGKILL) }
-
-func (s *Server) stop(sig syscall.Signal) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return nil
-	}
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	pid := cmd.Process.Pid
-	if s.paused {
-		syscall.Kill(pid, syscall.SIGCONT) // a stopped process does not act on SIGTERM
-	}
-	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return err
-	}
-	select {
-	case <-done:
-		return nil
-	case <-time.After(10 * time.Second):
-	}
-	syscall.Kill(pid, syscall.SIGKILL)
-	<-done
-	return errors.New("redistest: redis-server ignored SIGTERM for 10s and was killed")
-}
+func (s *Server) Kill() error { return s.proc.Stop(syscall.SIGKILL, 10*time.Second) }
 
 // Restart starts a stopped server again, on the same address and directory.
 func (s *Server) Restart() error {
@@ -361,7 +262,7 @@ func StartCluster(tb testing.TB) *Cluster {
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command(find(cliPaths, "redis-cli"), args...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(testserver.Find(cliPaths, "redis-cli"), args...).CombinedOutput(); err != nil {
 		tb.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	if err := c.WaitOK(30 * time.Second); err != nil {
