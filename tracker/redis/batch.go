@@ -26,18 +26,32 @@ type batcher struct {
 	closed atomic.Bool
 }
 
-// call is one script call handed to the batcher.
+// call is one script call handed to the batcher: args is the whole
+// command, EVALSHA and the script's SHA1 first.
 type call struct {
 	ctx  context.Context
 	sc   script
-	keys []string
 	args []any
 	res  any
 	err  error
 	done chan struct{} // closed once res and err are set
 }
 
-var calls = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+var calls = sync.Pool{New: func() any { return &call{args: make([]any, 0, 8), done: make(chan struct{}, 1)} }}
+
+// newCall returns a call of sc, from the pool, to fill in args and run.
+func newCall(ctx context.Context, sc script) *call {
+	c := calls.Get().(*call)
+	c.ctx, c.sc, c.args = ctx, sc, c.args[:0]
+	return c
+}
+
+// release puts c back in the pool.
+func release(c *call) {
+	clear(c.args)
+	c.ctx, c.args, c.res, c.err = nil, c.args[:0], nil, nil
+	calls.Put(c)
+}
 
 const (
 	// batchWorkers is the number of pipelines in flight at once: enough to
@@ -75,26 +89,24 @@ func (b *batcher) close(err error) bool {
 	}
 }
 
-// run calls sc with keys and args in the next batch, and waits for its
-// answer until ctx ends.
-func (b *batcher) run(ctx context.Context, sc script, keys []string, args ...any) (any, error) {
+// run sends c in the next batch, and waits for its answer until its
+// context ends.
+func (b *batcher) run(c *call) (any, error) {
+	ctx := c.ctx
 	if b.closed.Load() {
+		release(c)
 		return nil, goredis.ErrClosed
 	}
-	c := calls.Get().(*call)
-	c.ctx, c.sc, c.keys, c.args = ctx, sc, keys, args
 	select {
 	case b.queue <- c:
 	case <-ctx.Done():
-		c.ctx, c.keys, c.args = nil, nil, nil
-		calls.Put(c)
+		release(c)
 		return nil, ctx.Err()
 	}
 	select {
 	case <-c.done:
 		res, err := c.res, c.err
-		c.ctx, c.keys, c.args, c.res, c.err = nil, nil, nil, nil, nil
-		calls.Put(c)
+		release(c)
 		return res, err
 	case <-ctx.Done():
 		// The worker still holds c: it is dropped, not reused.
@@ -147,7 +159,7 @@ func (b *batcher) exec(batch []*call, cmds []*goredis.Cmd) []*goredis.Cmd {
 	pipe := b.s.client.Pipeline()
 	cmds = cmds[:0]
 	for _, c := range live {
-		cmds = append(cmds, pipe.EvalSha(ctx, c.sc.sha, c.keys, c.args...))
+		cmds = append(cmds, pipe.Do(ctx, c.args...))
 	}
 	start := time.Now()
 	_, err := pipe.Exec(ctx)
@@ -158,7 +170,8 @@ func (b *batcher) exec(batch []*call, cmds []*goredis.Cmd) []*goredis.Cmd {
 		// them. The others ran, and must not run twice.
 		for i, c := range live {
 			if goredis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
-				cmds[i] = b.s.client.Eval(ctx, c.sc.src, c.keys, c.args...)
+				eval := append([]any{"eval", c.sc.src}, c.args[2:]...)
+				cmds[i] = b.s.client.Do(ctx, eval...)
 			}
 		}
 	}

@@ -29,11 +29,13 @@ package redis
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -145,10 +147,15 @@ type Store struct {
 	prefix  string
 	index   [indexKeys]string // the expiry index's keys
 	totals  string            // the totals' key, on a single server
-	dual    bool
-	private bool
-	metrics *metrics
-	batch   *batcher
+
+	// The same, and announceScript's SHA1, boxed once for the announces.
+	indexArgs   [indexKeys]any
+	totalsArg   any
+	announceSHA any
+	dual        bool
+	private     bool
+	metrics     *metrics
+	batch       *batcher
 }
 
 func open(p Params, opts tracker.Options) (*Store, error) {
@@ -174,6 +181,10 @@ func open(p Params, opts tracker.Options) (*Store, error) {
 		s.index[k] = s.prefix + "expiry{" + indexTag(k) + "}"
 	}
 	s.totals = s.prefix + "totals"
+	for k, key := range s.index {
+		s.indexArgs[k] = key
+	}
+	s.totalsArg, s.announceSHA = s.totals, announce.sha
 	ctx, cancel := context.WithTimeout(context.Background(), t)
 	defer cancel()
 	if err := s.Check(ctx); err != nil {
@@ -266,30 +277,100 @@ const (
 	optRespectAF
 	optPurgeEmpty
 	optIDs
+	optPrivate
 )
 
 // Announce applies an announce, as tracker.Conn's Announce does.
 func (s *Store) Announce(ctx context.Context, a *tracker.Announce, u tracker.Update, resp *tracker.AnnounceResponse) error {
 	ctx, cancel := context.WithTimeout(ctx, s.p.Timeout.Duration)
 	defer cancel()
-	keys := s.swarmKeys(&a.InfoHash)
-	v6 := a.Addr.Is6()
-	var packed [bittorrent.PackedIPv6]byte
-	fam, size := "4", bittorrent.PackedIPv4
-	if v6 {
-		fam, size = "6", bittorrent.PackedIPv6
-		a16 := a.Addr.As16()
-		copy(packed[:], a16[:])
+	want := min(u.Want, 1<<16-1)
+	if u.Event == bittorrent.Stopped {
+		want = 0
+	}
+	c := newCall(ctx, announce)
+	// The command, its constant parts boxed once in advance: an argument
+	// boxed into an interface per announce is an allocation, and under
+	// load the collector's work for them cost more than the store's.
+	c.args = append(c.args, evalsha, s.announceSHA)
+	if s.cluster {
+		c.args = append(c.args, oneKey, s.hashKey(&a.InfoHash))
 	} else {
-		a4 := a.Addr.As4()
-		copy(packed[:], a4[:])
+		k := a.InfoHash[0] % indexKeys
+		c.args = append(c.args, threeKeys, s.hashKey(&a.InfoHash), s.indexArgs[k], s.totalsArg)
 	}
-	packed[size-2], packed[size-1] = byte(a.Port>>8), byte(a.Port)
-	uid := ""
-	if s.private {
-		uid = string([]byte{byte(u.UserID >> 24), byte(u.UserID >> 16), byte(u.UserID >> 8), byte(u.UserID)})
+	c.args = append(c.args, s.announceArg(a, u, want))
+	start := time.Now()
+	res, err := s.batch.run(c)
+	s.metrics.observe(opAnnounce, start, err)
+	if err != nil {
+		return fmt.Errorf("redis: announce: %w", err)
 	}
-	opts := 0
+	r, _ := res.(string)
+	const head = 2 + 9*4
+	if len(r) < head {
+		return fmt.Errorf("redis: announce: unexpected reply %T of %d bytes", res, len(r))
+	}
+	u32 := func(k int) int { return int(binary.BigEndian.Uint32([]byte(r[k : k+4]))) }
+	resp.Change = bittorrent.Change(r[0])
+	resp.Complete, resp.Incomplete, resp.Downloaded = u32(2), u32(6), u32(10)
+	var part [6]string
+	off := head
+	for k := range part {
+		n := u32(14 + 4*k)
+		if off+n > len(r) {
+			return fmt.Errorf("redis: announce: reply of %d bytes cut short", len(r))
+		}
+		part[k], off = r[off:off+n], off+n
+	}
+	resp.Peers4 = append(resp.Peers4, part[0]...)
+	resp.IDs4 = append(resp.IDs4, part[1]...)
+	resp.Peers6 = append(resp.Peers6, part[2]...)
+	resp.IDs6 = append(resp.IDs6, part[3]...)
+	// The members the script left to pick from: the announcer's family
+	// first.
+	n := resp.NumPeers()
+	if a.Addr.Is6() {
+		n = takePeers(resp, a, part[5], true, n, want)
+		takePeers(resp, a, part[4], false, n, want)
+	} else {
+		n = takePeers(resp, a, part[4], false, n, want)
+		takePeers(resp, a, part[5], true, n, want)
+	}
+	return s.indexSwarm(ctx, a, r[1] == 1)
+}
+
+// Constant parts of the announce command, boxed once.
+var (
+	evalsha   any = "evalsha"
+	oneKey    any = 1
+	threeKeys any = 3
+)
+
+// hashKey returns the key of swarm h's hash (see scripts.go), boxed.
+func (s *Store) hashKey(h *bittorrent.InfoHash) any {
+	var b [128]byte
+	k := copy(b[:], s.prefix)
+	b[k] = '{'
+	k++
+	k += hex.Encode(b[k:], h[:])
+	b[k] = '}'
+	return string(b[:k+1])
+}
+
+// announceArg returns announceScript's argument for a (see there), boxed.
+func (s *Store) announceArg(a *tracker.Announce, u tracker.Update, want int) any {
+	var b [160]byte
+	buf := append(b[:0], a.PeerID[:]...)
+	fam := byte('4')
+	if a.Addr.Is6() {
+		fam = '6'
+	}
+	seeder := byte('0')
+	if a.Seeder() {
+		seeder = '1'
+	}
+	var opts byte
 	if s.dual {
 		opts |= optDual
 	}
@@ -302,51 +383,30 @@ func (s *Store) Announce(ctx context.Context, a *tracker.Announce, u tracker.Upd
 	if a.PeerIDs {
 		opts |= optIDs
 	}
-	seeder, now := "0", a.When().Unix()
-	score := now
-	if a.Seeder() {
-		seeder, score = "1", now+1<<32
+	if s.private {
+		opts |= optPrivate
 	}
-	want := u.Want
-	if u.Event == bittorrent.Stopped {
-		want = 0
-	}
-	scriptKeys := keys[:]
-	if !s.cluster {
-		scriptKeys = append(scriptKeys[:3:3], s.indexKey(&a.InfoHash), s.totals)
-	}
-	start := time.Now()
-	res, err := s.batch.run(ctx, announce, scriptKeys,
-		string(a.PeerID[:]), fam, string(packed[:size]), seeder, int(u.Event), now,
-		want, uid, opts, s.opts.PreferredSubnet(v6), rand.Uint32(), rand.Uint32(), string(a.InfoHash[:]), score)
-	s.metrics.observe(opAnnounce, start, err)
-	if err != nil {
-		return fmt.Errorf("redis: announce: %w", err)
-	}
-	r, ok := res.([]any)
-	if !ok || len(r) < 9 {
-		return fmt.Errorf("redis: announce: unexpected reply %T", res)
-	}
-	resp.Change = bittorrent.Change(toInt(r[0]))
-	resp.Complete, resp.Incomplete, resp.Downloaded = toInt(r[1]), toInt(r[2]), toInt(r[3])
-	resp.Peers4 = append(resp.Peers4, toStr(r[5])...)
-	resp.IDs4 = append(resp.IDs4, toStr(r[6])...)
-	resp.Peers6 = append(resp.Peers6, toStr(r[7])...)
-	resp.IDs6 = append(resp.IDs6, toStr(r[8])...)
-	// The members the script left to pick from, if it did: the
-	// announcer's family first.
-	if len(r) < 11 {
-		return s.indexSwarm(ctx, a, toInt(r[4]) == 1)
-	}
-	n := resp.NumPeers()
-	if v6 {
-		n = takePeers(resp, a, toStr(r[10]), true, n, want)
-		takePeers(resp, a, toStr(r[9]), false, n, want)
+	buf = append(buf, fam, seeder, byte(u.Event), opts, byte(s.opts.PreferredSubnet(a.Addr.Is6())), byte(want>>8), byte(want))
+	buf = binary.BigEndian.AppendUint32(buf, rand.Uint32())
+	buf = binary.BigEndian.AppendUint32(buf, rand.Uint32())
+	buf = append(buf, a.InfoHash[:]...)
+	buf = binary.BigEndian.AppendUint32(buf, u.UserID)
+	if a.Addr.Is6() {
+		a16 := a.Addr.As16()
+		buf = append(buf, a16[:]...)
 	} else {
-		n = takePeers(resp, a, toStr(r[9]), false, n, want)
-		takePeers(resp, a, toStr(r[10]), true, n, want)
+		a4 := a.Addr.As4()
+		buf = append(buf, a4[:]...)
 	}
-	return s.indexSwarm(ctx, a, toInt(r[4]) == 1)
+	buf = append(buf, byte(a.Port>>8), byte(a.Port))
+	now := a.When().Unix()
+	buf = strconv.AppendInt(buf, now, 10)
+	buf = append(buf, ' ')
+	if a.Seeder() {
+		now += 1 << 32
+	}
+	buf = strconv.AppendInt(buf, now, 10)
+	return string(buf)
 }
 
 // indexSwarm puts the announce's swarm in the expiry index if the script asked
@@ -392,11 +452,6 @@ func takePeers(resp *tracker.AnnounceResponse, a *tracker.Announce, members stri
 func toInt(v any) int {
 	n, _ := v.(int64)
 	return int(n)
-}
-
-func toStr(v any) string {
-	s, _ := v.(string)
-	return s
 }
 
 // Scrape appends the figures of each hash to out, as tracker.Conn's Scrape

@@ -78,31 +78,52 @@ end
 
 // announceScript applies one announce and picks the peers to hand out.
 //
-// KEYS: the swarm's hash, IPv4 set, IPv6 set, and, on a single server,
-// the swarm's expiry index and the store's totals.
-// ARGV: peer_id, family ("4" or "6"), packed address and port, seeder
-// ("1"/"0"), event (bittorrent.Event), now (Unix seconds), want, user id
-// (4 bytes, "" in a public store), options (1: dual-stacked, 2:
-// respect_af, 4: purge an emptied swarm, 8: hand out peer_ids),
-// preferred prefix length for the family (0: none), two random numbers,
-// the info_hash (the index's member), the peer's score in its set (now,
-// plus 2^32 for a seeder: numbers come as strings, and Lua would write a
-// number back out through printf).
+// KEYS: the swarm's hash (its sets are the hash's key and "4" or "6"),
+// and, on a single server, the swarm's expiry index and the store's
+// totals.
+// ARGV: one string, which saves the caller an allocation per argument:
+// peer_id (20 bytes), family ("4" or "6"), seeder ("1" or "0"), event
+// (a byte: bittorrent.Event), options (a byte: 1 dual-stacked, 2
+// respect_af, 4 purge an emptied swarm, 8 hand out peer_ids, 16 a private
+// store), the preferred prefix length for the family (a byte, 0: none),
+// want (2 bytes), two random numbers (4 bytes each), the info_hash (20
+// bytes, the index's member), the user id (4 bytes), the packed address
+// and port, then in decimal the time (Unix seconds) and, after a space,
+// the peer's score in its set (the time, plus 2^32 for a seeder).
 //
-// Returns change, complete, incomplete, downloaded, whether the swarm
-// must be put in the expiry index (it had no peers, and no index key was
-// given), packed IPv4 peers, their ids, packed IPv6 peers, their ids, and
+// Returns one string (see reply): change, whether the swarm must be put
+// in the expiry index (it had no peers, and no index key was given), the
+// counts, packed IPv4 peers, their ids, packed IPv6 peers, their ids, and
 // IPv4 and IPv6 members for the caller to take peers from (see window).
 const announceScript = common + `
-local h, pid, fam, addr = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
-local seeder, event, now = ARGV[4] == '1', tonumber(ARGV[5]), ARGV[6]
-local want, uid, opts = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
+local function reply(change, index, c, i, d, p4, i4, p6, i6, r4, r6)
+  return struct.pack('>BBI4I4I4I4I4I4I4I4I4', change, index, c, i, d, #p4, #i4, #p6, #i6, #r4, #r6) ..
+    p4 .. i4 .. p6 .. i6 .. r4 .. r6
+end
+local function u32(s, k)
+  local b1, b2, b3, b4 = string.byte(s, k, k + 3)
+  return ((b1 * 256 + b2) * 256 + b3) * 256 + b4
+end
+
+local h, a1 = KEYS[1], ARGV[1]
+local pid, fam, seeder = string.sub(a1, 1, 20), string.sub(a1, 21, 21), string.sub(a1, 22, 22) == '1'
+local event, opts, bits = string.byte(a1, 23, 25)
+local want = string.byte(a1, 26) * 256 + string.byte(a1, 27)
+local rnd1, rnd2, ih = u32(a1, 28), u32(a1, 32), string.sub(a1, 36, 55)
+local uid = ''
+if band(opts, 16) ~= 0 then uid = string.sub(a1, 56, 59) end
+local v4 = fam == '4'
+local alen = 6
+if not v4 then alen = 18 end
+local addr = string.sub(a1, 60, 59 + alen)
+local now, score = string.match(a1, '^(%d+) (%d+)$', 60 + alen)
 local dual, respectAF = band(opts, 1) ~= 0, band(opts, 2) ~= 0
 local purgeEmpty, wantIDs = band(opts, 4) ~= 0, band(opts, 8) ~= 0
-local v4 = fam == '4'
+local z4, z6 = h .. '4', h .. '6'
 local IN, SD = 1, 2
-local zf, zo = KEYS[2], KEYS[3]
-if not v4 then IN, SD, zf, zo = 4, 8, KEYS[3], KEYS[2] end
+local zf, zo = z4, z6
+if not v4 then IN, SD, zf, zo = 4, 8, z6, z4 end
+local indexKey, totalsKey = KEYS[2], KEYS[3]
 
 local r = redis.call('HMGET', h, pid, 'c', 'i', 'd')
 local rec, c, i, d = r[1], tonumber(r[2]) or 0, tonumber(r[3]) or 0, r[4]
@@ -115,7 +136,7 @@ if had and band(f0, SD) ~= 0 then change = change + 4 end -- SeederBefore
 local s0, l0 = contrib(f0, dual)
 
 if event == 3 then -- Stopped
-  if not had then return {change, c, i, d, 0, '', '', '', ''} end
+  if not had then return reply(change, 0, c, i, d, '', '', '', '', '', '') end
   local f1 = f0 - band(f0, IN + SD)
   if v4 then
     redis.call('ZREM', zf, member(pid, a4, ruid))
@@ -128,18 +149,18 @@ if event == 3 then -- Stopped
   c, i = c + s1 - s0, i + l1 - l0
   change = change + 2 -- PeerRemoved
   if purgeEmpty and c + i == 0 then
-    redis.call('DEL', h, KEYS[2], KEYS[3])
-    total(KEYS[5], -1, s1 - s0, l1 - l0)
-    return {change + 64, c, i, d, 0, '', '', '', ''} -- SwarmRemoved
+    redis.call('DEL', h, z4, z6)
+    total(totalsKey, -1, s1 - s0, l1 - l0)
+    return reply(change + 64, 0, c, i, d, '', '', '', '', '', '') -- SwarmRemoved
   end
-  total(KEYS[5], 0, s1 - s0, l1 - l0)
+  total(totalsKey, 0, s1 - s0, l1 - l0)
   if band(f1, 5) == 0 then
     redis.call('HDEL', h, pid)
     redis.call('HSET', h, 'c', c, 'i', i)
   else
     redis.call('HSET', h, pid, encode(f1, a4, a6, ruid), 'c', c, 'i', i)
   end
-  return {change, c, i, d, 0, '', '', '', ''}
+  return reply(change, 0, c, i, d, '', '', '', '', '', '')
 end
 
 local peerless = c + i == 0
@@ -156,10 +177,10 @@ if event == 1 and band(f1, 16) == 0 then -- Completed, the peer's first
 end
 local s1, l1 = contrib(f1, dual)
 c, i = c + s1 - s0, i + l1 - l0
-if exists then total(KEYS[5], 0, s1 - s0, l1 - l0) else total(KEYS[5], 1, s1 - s0, l1 - l0) end
+if exists then total(totalsKey, 0, s1 - s0, l1 - l0) else total(totalsKey, 1, s1 - s0, l1 - l0) end
 local m = member(pid, addr, uid)
 if was and was ~= m then redis.call('ZREM', zf, was) end
-redis.call('ZADD', zf, ARGV[14], m)
+redis.call('ZADD', zf, score, m)
 -- Most announces are a peer saying it is still there: its record, and so
 -- the counts (which follow the records' flags), stay as they were, and
 -- only its score moves.
@@ -169,16 +190,15 @@ if rec1 ~= rec then
 end
 local index = 0
 if peerless then
-  if KEYS[4] then redis.call('ZADD', KEYS[4], 'NX', now, ARGV[13]) else index = 1 end
+  if indexKey then redis.call('ZADD', indexKey, 'NX', now, ih) else index = 1 end
 end
-if want <= 0 then return {change, c, i, d, index, '', '', '', ''} end
+if want <= 0 then return reply(change, index, c, i, d, '', '', '', '', '', '') end
 
 -- Peer selection: from a random rank on, as the memory store walks its
 -- lists; a seeder gets leechers only (the ranks below the first seeder's).
 local out = {{}, {}, {}, {}} -- IPv4 peers, their ids, IPv6 peers, their ids
 local n = 0
 local checkUID = uid ~= '' and uid ~= '\0\0\0\0'
-local bits = tonumber(ARGV[10])
 
 -- accept returns the id and packed address of candidate member m of
 -- family fam4, or nil if the announcer must not get it. crec is its
@@ -301,24 +321,24 @@ if not v4 then k = 2 end
 if uid == '' and bits == 0 then
   local total = span(zf)
   if total > 0 then
-    raw[k] = window(zf, total, want + 1, tonumber(ARGV[11]))
+    raw[k] = window(zf, total, want + 1, rnd1)
     n = total
     if not seeder then n = total - 1 end -- the announcer is in the window's set
     n = math.min(want, n)
   end
 else
-  walk(zf, v4, false, tonumber(ARGV[11]), bits)
+  walk(zf, v4, false, rnd1, bits)
 end
 if not respectAF and n < want then
   if uid == '' and not dual then
     local total = span(zo)
-    if total > 0 then raw[3 - k] = window(zo, total, want - n + 1, tonumber(ARGV[12])) end
+    if total > 0 then raw[3 - k] = window(zo, total, want - n + 1, rnd2) end
   else
-    walk(zo, not v4, true, tonumber(ARGV[12]), 0)
+    walk(zo, not v4, true, rnd2, 0)
   end
 end
-return {change, c, i, d, index,
-  table.concat(out[1]), table.concat(out[2]), table.concat(out[3]), table.concat(out[4]), raw[1], raw[2]}
+return reply(change, index, c, i, d,
+  table.concat(out[1]), table.concat(out[2]), table.concat(out[3]), table.concat(out[4]), raw[1], raw[2])
 `
 
 // purgeScript removes a swarm's peers last seen before a time, at most a
