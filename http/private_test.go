@@ -3,12 +3,10 @@ package http
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,65 +15,16 @@ import (
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
+	"github.com/chihaya/chihaya/tracker/trackertest"
 )
 
-// fakeSite is a private-mode backend kept in memory: a site with users
-// by passkey, torrents by info_hash and a whitelist, recording what it is
-// given.
+// fakeSite is a private-mode backend kept in memory: trackertest's site,
+// with the site API's updates and reports besides.
 type fakeSite struct {
-	mu        sync.Mutex
-	users     map[string]backend.User
-	torrents  map[bittorrent.InfoHash]backend.Torrent
-	deleted   map[bittorrent.InfoHash]string
-	whitelist []string
-	announces []backend.Announce
-	updates   []string
-	swarms    []string // RecordSwarm calls
+	*trackertest.Site
+	updates []string
 }
 
-// The optional interfaces: the site set a 90-minute interval and counts 42
-// snatches of torrent 10.
-func (f *fakeSite) AnnounceInterval() (time.Duration, bool) { return 90 * time.Minute, true }
-func (f *fakeSite) AnnounceJitter() (time.Duration, bool)   { return 0, true }
-func (f *fakeSite) Snatches(id uint32) (int64, bool)        { return 42, id == 10 }
-func (f *fakeSite) RecordSwarm(id uint32, seeders, leechers int) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.swarms = append(f.swarms, fmt.Sprintf("%d:%d/%d", id, seeders, leechers))
-	return nil
-}
-
-func (f *fakeSite) RecordAnnounce(a backend.Announce) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.announces = append(f.announces, a)
-	return nil
-}
-func (f *fakeSite) Close() error { return nil }
-func (f *fakeSite) User(pk string) (backend.User, bool) {
-	u, ok := f.users[pk]
-	return u, ok
-}
-
-// The tracker finds the site by type assertion: a method that drifts from
-// the interface must not compile.
-var _ backend.Site = (*fakeSite)(nil)
-
-func (f *fakeSite) Torrent(ih bittorrent.InfoHash) (backend.Torrent, bool, string) {
-	t, ok := f.torrents[ih]
-	return t, ok, f.deleted[ih]
-}
-func (f *fakeSite) ClientAllowed(id bittorrent.PeerID) bool {
-	if len(f.whitelist) == 0 {
-		return true
-	}
-	for _, prefix := range f.whitelist {
-		if strings.HasPrefix(string(id[:]), prefix) {
-			return true
-		}
-	}
-	return false
-}
 func (f *fakeSite) Update(action, raw string) ([]byte, error) {
 	switch action {
 	case "explode":
@@ -100,14 +49,19 @@ const (
 
 func newPrivateServer(t *testing.T) (*Server, *fakeSite) {
 	t.Helper()
-	site := &fakeSite{
-		users: map[string]backend.User{
+	// The site sets a 90-minute interval, no jitter, and counts 42
+	// snatches of torrent 10.
+	site := &fakeSite{Site: &trackertest.Site{
+		Users: map[string]backend.User{
 			pkAlice: {ID: 1, CanLeech: true}, pkBob: {ID: 2, CanLeech: true}, pkNoLeech: {ID: 3},
 		},
-		torrents:  map[bittorrent.InfoHash]backend.Torrent{bittorrent.InfoHash([]byte(ih1)): {ID: 10}},
-		deleted:   map[bittorrent.InfoHash]string{bittorrent.InfoHash([]byte(ih2)): "Dupe"},
-		whitelist: []string{"-TT0001-", "-TR3000-"},
-	}
+		Torrents:  map[bittorrent.InfoHash]backend.Torrent{bittorrent.InfoHash([]byte(ih1)): {ID: 10}},
+		Reasons:   map[bittorrent.InfoHash]string{bittorrent.InfoHash([]byte(ih2)): "Dupe"},
+		Whitelist: []string{"-TT0001-", "-TR3000-"},
+		Interval:  90 * time.Minute,
+		JitterSet: true,
+		Counts:    map[uint32]int64{10: 42},
+	}}
 	cfg := config.Default()
 	cfg.Private, cfg.TrackerSecret, cfg.ReportSecret = true, secret, reportKey
 	if err := cfg.Validate(); err != nil {
@@ -189,16 +143,15 @@ func TestPrivateBackendRecords(t *testing.T) {
 	s.Handler().ServeHTTP(httptest.NewRecorder(), req)
 	get(t, s, "10.0.0.9:1", "/"+pkNoLeech+query(ih1, peerID(9), 1, 5))
 
-	site.mu.Lock()
-	defer site.mu.Unlock()
-	if len(site.announces) != 2 {
-		t.Fatalf("backend got %d announces, want 2 (the forbidden one too)", len(site.announces))
+	announces := site.Announces()
+	if len(announces) != 2 {
+		t.Fatalf("backend got %d announces, want 2 (the forbidden one too)", len(announces))
 	}
-	a := site.announces[0]
+	a := announces[0]
 	if a.UserID != 2 || a.TorrentID != 10 || a.Corrupt != 7 || a.UserAgent != "Transmission/3.00" || a.Leechers != 1 || a.Left != 100 {
 		t.Errorf("backend record %+v", a)
 	}
-	if f := site.announces[1]; f.UserID != 3 || f.Leechers != 1 {
+	if f := announces[1]; f.UserID != 3 || f.Leechers != 1 {
 		t.Errorf("forbidden leecher's record %+v: want user 3, and not counted in the swarm", f)
 	}
 }
@@ -221,10 +174,8 @@ func TestSiteFiguresAndExpiry(t *testing.T) {
 	if _, err := s.tracker.Reap(context.Background(), time.Now().Add(24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	site.mu.Lock()
-	defer site.mu.Unlock()
-	if len(site.swarms) != 1 || site.swarms[0] != "10:0/0" {
-		t.Errorf("after expiry the site was told %q, want torrent 10 at 0/0", site.swarms)
+	if swarms := site.Swarms(); len(swarms) != 1 || swarms[0] != "10:0/0" {
+		t.Errorf("after expiry the site was told %q, want torrent 10 at 0/0", swarms)
 	}
 }
 

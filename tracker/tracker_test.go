@@ -20,83 +20,6 @@ import (
 	"github.com/chihaya/chihaya/tracker/trackertest"
 )
 
-// fakeSite is a site backend kept in memory: users by passkey, torrents by
-// info_hash, a client whitelist and the site's own interval, jitter and
-// snatch counts, recording every announce and swarm count it is given. It
-// has every optional interface the tracker looks for.
-type fakeSite struct {
-	users     map[string]backend.User
-	torrents  map[bittorrent.InfoHash]backend.Torrent
-	reasons   map[bittorrent.InfoHash]string // why an unregistered torrent went
-	whitelist []string                       // peer_id prefixes; empty allows every client
-	interval  time.Duration                  // the site's announce interval; 0: not set
-	jitter    time.Duration                  // the site's jitter; 0: not set
-	snatches  map[uint32]int64
-
-	mu        sync.Mutex
-	announces []backend.Announce
-	swarms    []string // RecordSwarm calls, "id:seeders/leechers"
-}
-
-// The tracker finds these by type assertion: a method that drifts from its
-// interface must not compile.
-var (
-	_ backend.Site          = (*fakeSite)(nil)
-	_ backend.Intervals     = (*fakeSite)(nil)
-	_ backend.SnatchCounter = (*fakeSite)(nil)
-	_ backend.SwarmRecorder = (*fakeSite)(nil)
-)
-
-func (f *fakeSite) User(passkey string) (backend.User, bool) {
-	u, ok := f.users[passkey]
-	return u, ok
-}
-
-func (f *fakeSite) Torrent(h bittorrent.InfoHash) (backend.Torrent, bool, string) {
-	t, ok := f.torrents[h]
-	return t, ok, f.reasons[h]
-}
-
-func (f *fakeSite) ClientAllowed(id bittorrent.PeerID) bool {
-	for _, prefix := range f.whitelist {
-		if strings.HasPrefix(string(id[:]), prefix) {
-			return true
-		}
-	}
-	return len(f.whitelist) == 0
-}
-
-func (f *fakeSite) AnnounceInterval() (time.Duration, bool) { return f.interval, f.interval != 0 }
-func (f *fakeSite) AnnounceJitter() (time.Duration, bool)   { return f.jitter, f.jitter != 0 }
-
-func (f *fakeSite) Snatches(id uint32) (int64, bool) {
-	n, ok := f.snatches[id]
-	return n, ok
-}
-
-func (f *fakeSite) RecordAnnounce(a backend.Announce) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.announces = append(f.announces, a)
-	return nil
-}
-
-func (f *fakeSite) RecordSwarm(id uint32, seeders, leechers int) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.swarms = append(f.swarms, fmt.Sprintf("%d:%d/%d", id, seeders, leechers))
-	return nil
-}
-
-func (f *fakeSite) Close() error { return nil }
-
-// recorded returns the announces the backend was given.
-func (f *fakeSite) recorded() []backend.Announce {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]backend.Announce(nil), f.announces...)
-}
-
 // The site of the private tests.
 const (
 	pkAlice   = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" // user 1
@@ -111,15 +34,15 @@ var (
 	unregistered = trackertest.Hash(13) // unregistered, no reason known
 )
 
-func newSite() *fakeSite {
-	return &fakeSite{
-		users: map[string]backend.User{pkAlice: {ID: 1, CanLeech: true}, pkNoLeech: {ID: 3}},
-		torrents: map[bittorrent.InfoHash]backend.Torrent{
+func newSite() *trackertest.Site {
+	return &trackertest.Site{
+		Users: map[string]backend.User{pkAlice: {ID: 1, CanLeech: true}, pkNoLeech: {ID: 3}},
+		Torrents: map[bittorrent.InfoHash]backend.Torrent{
 			registered: {ID: 10}, uncounted: {ID: 11},
 		},
-		reasons:   map[bittorrent.InfoHash]string{deleted: "Trumped"},
-		whitelist: []string{"-TT0001-"}, // trackertest.ID's prefix
-		snatches:  map[uint32]int64{10: 42},
+		Reasons:   map[bittorrent.InfoHash]string{deleted: "Trumped"},
+		Whitelist: []string{"-TT0001-"}, // trackertest.ID's prefix
+		Counts:    map[uint32]int64{10: 42},
 	}
 }
 
@@ -148,7 +71,7 @@ func newTrackerWith(t *testing.T, cfg *config.Config, be backend.Conn) *tracker.
 }
 
 // newSiteTracker returns a tracker feeding a new fake site.
-func newSiteTracker(t *testing.T, cfg *config.Config) (*tracker.Tracker, *fakeSite) {
+func newSiteTracker(t *testing.T, cfg *config.Config) (*tracker.Tracker, *trackertest.Site) {
 	t.Helper()
 	site := newSite()
 	return newTrackerWith(t, cfg, site), site
@@ -266,7 +189,7 @@ func TestAnnounceRefusesBadPeer(t *testing.T) {
 			if c := counts(t, tkr, "", h); c != (tracker.Counts{Complete: 1}) {
 				t.Errorf("the swarm changed: %+v", c)
 			}
-			if n := len(site.recorded()); n != 1 {
+			if n := len(site.Announces()); n != 1 {
 				t.Errorf("the backend was given %d announces, want only the seeder's", n)
 			}
 		})
@@ -295,12 +218,12 @@ func TestPrivateChecksInOrder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tkr, site := newSiteTracker(t, privateConfig())
 			for _, h := range []bittorrent.InfoHash{registered, deleted, unregistered} {
-				site.torrents[h] = backend.Torrent{ID: 10}
+				site.Torrents[h] = backend.Torrent{ID: 10}
 				mustAnnounce(t, tkr, private(trackertest.Seeder(h, 1, "10.0.0.1"), pkAlice))
-				delete(site.torrents, h)
+				delete(site.Torrents, h)
 			}
-			site.torrents[registered] = backend.Torrent{ID: 10}
-			site.announces = nil
+			site.Torrents[registered] = backend.Torrent{ID: 10}
+			site.ForgetAnnounces()
 
 			a := private(trackertest.Leecher(tc.hash, 2, "10.0.0.2"), tc.passkey)
 			a.PeerID = tc.peerID
@@ -309,7 +232,7 @@ func TestPrivateChecksInOrder(t *testing.T) {
 			if err != tc.want {
 				t.Fatalf("error %v, want %v", err, tc.want)
 			}
-			rec := site.recorded()
+			rec := site.Announces()
 			if tc.want == nil {
 				if len(rec) != 1 || rec[0].UserID != 1 || rec[0].TorrentID != 10 {
 					t.Errorf("accepted announce: recorded %+v; want user 1, torrent 10", rec)
@@ -360,12 +283,12 @@ func TestLeechingForbidden(t *testing.T) {
 	tkr, site := newSiteTracker(t, privateConfig())
 	mustAnnounce(t, tkr, private(trackertest.Seeder(registered, 1, "10.0.0.1"), pkAlice))
 	// User 3 leeched while it could.
-	site.users[pkNoLeech] = backend.User{ID: 3, CanLeech: true}
+	site.Users[pkNoLeech] = backend.User{ID: 3, CanLeech: true}
 	mustAnnounce(t, tkr, private(trackertest.Leecher(registered, 3, "10.0.0.3"), pkNoLeech))
 	if c := counts(t, tkr, pkAlice, registered); c.Incomplete != 1 {
 		t.Fatalf("before: %+v", c)
 	}
-	site.users[pkNoLeech] = backend.User{ID: 3}
+	site.Users[pkNoLeech] = backend.User{ID: 3}
 
 	a := private(trackertest.Leecher(registered, 3, "10.0.0.3"), pkNoLeech)
 	a.Event, a.Uploaded, a.Downloaded = bittorrent.None, 300, 500
@@ -379,7 +302,7 @@ func TestLeechingForbidden(t *testing.T) {
 	if c := counts(t, tkr, pkAlice, registered); c.Complete != 1 || c.Incomplete != 0 {
 		t.Errorf("forbidden leecher still in the swarm: %+v", c)
 	}
-	rec := site.recorded()
+	rec := site.Announces()
 	last := rec[len(rec)-1]
 	if last.UserID != 3 || last.TorrentID != 10 || last.Uploaded != 300 || last.Downloaded != 500 || last.PeerID != trackertest.ID(3) {
 		t.Errorf("the forbidden announce's traffic is not credited: %+v", last)
@@ -412,7 +335,7 @@ func TestIntervals(t *testing.T) {
 			cfg := config.Default()
 			cfg.Announce.Duration, cfg.MinAnnounce.Duration, cfg.AnnounceJitter.Duration = 30*time.Minute, 15*time.Minute, tc.cfgJitter
 			tkr, site := newSiteTracker(t, cfg)
-			site.interval, site.jitter = tc.siteInterval, tc.siteJi
+			site.Interval, site.Jitter = tc.siteInterval, tc.siteJi
 			for i := range 100 {
 				r := announce(t, tkr, byte(i), 1)
 				if r.Interval < tc.lo || r.Interval > tc.hi || r.MinInterval != 15*time.Minute {
@@ -474,7 +397,7 @@ func TestReapLifetime(t *testing.T) {
 			cfg := config.Default()
 			cfg.PeerLifetime.Duration = tc.peerLifetime
 			tkr, site := newSiteTracker(t, cfg)
-			site.interval, site.jitter = tc.siteInterval, tc.siteJitt
+			site.Interval, site.Jitter = tc.siteInterval, tc.siteJitt
 			h := trackertest.Hash(1)
 			t0 := time.Now()
 			a := trackertest.Leecher(h, 1, "10.0.0.1")
@@ -614,9 +537,7 @@ func TestReapRecordsEmptiedSwarms(t *testing.T) {
 				if _, err := tkr.Reap(ctx, t0.Add(step.at)); err != nil {
 					t.Fatal(err)
 				}
-				site.mu.Lock()
-				got := append([]string(nil), site.swarms...)
-				site.mu.Unlock()
+				got := site.Swarms()
 				if !reflect.DeepEqual(got, step.want) {
 					t.Errorf("after the reap at +%v: RecordSwarm calls %v, want %v", step.at, got, step.want)
 				}
@@ -650,7 +571,7 @@ func TestBackendRecordsAnnounces(t *testing.T) {
 		a.Event, a.Uploaded, a.Downloaded, a.Left, a.Corrupt = tc.event, tc.uploaded, tc.downloaded, tc.left, tc.corrupt
 		a.Time, a.UserAgent = t0.Add(time.Duration(i)*time.Second), "Transmission/4.0"
 		mustAnnounce(t, tkr, a)
-		rec := site.recorded()
+		rec := site.Announces()
 		if len(rec) != i+1 {
 			t.Fatalf("announce %d (%q): the backend has %d announces", i, tc.event, len(rec))
 		}

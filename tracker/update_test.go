@@ -56,7 +56,7 @@ func TestAnnounceLeavesItsAnnounce(t *testing.T) {
 			if got := counts(t, tkr, pkAlice, uncounted); got != tc.want {
 				t.Errorf("swarm %+v, want %+v", got, tc.want)
 			}
-			rec := site.recorded()
+			rec := site.Announces()
 			if b := rec[len(rec)-1]; b.PeerID != a.PeerID || b.Event != tc.event || b.UserID != tc.userID {
 				t.Errorf("the backend was told %+v, want event %v of user %d", b, tc.event, tc.userID)
 			}
@@ -139,10 +139,10 @@ func (c purgeCounterConn) Purge(ctx context.Context, before time.Time, purgeEmpt
 	return c.Conn.Purge(ctx, before, purgeEmpty)
 }
 
-// intervalSite is a fakeSite whose interval may change while the reaper
-// reads it.
+// intervalSite is a trackertest.Site whose interval may change while the
+// reaper reads it.
 type intervalSite struct {
-	*fakeSite
+	*trackertest.Site
 	interval atomic.Int64 // a time.Duration
 }
 
@@ -156,7 +156,7 @@ func (s *intervalSite) AnnounceInterval() (time.Duration, bool) {
 // interval, and following it when the site changes it.
 func TestRunReaperTicksOnTheLifetime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		site := &intervalSite{fakeSite: newSite()}
+		site := &intervalSite{Site: newSite()}
 		site.interval.Store(int64(90 * time.Minute)) // a lifetime of 3h: a pass every 45m
 		pool := &purgeCounter{Pool: memory.New(memory.Params{Shards: 1})}
 		st := stats.New()

@@ -3,61 +3,26 @@ package udp
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/chihaya/chihaya/backend"
 	"github.com/chihaya/chihaya/bittorrent"
+	"github.com/chihaya/chihaya/tracker/trackertest"
 )
-
-// fakeSite is a private tracker's site kept in memory, as in the HTTP
-// frontend's tests: users by passkey, torrents by info_hash, a whitelist.
-type fakeSite struct {
-	mu        sync.Mutex
-	users     map[string]backend.User
-	torrents  map[bittorrent.InfoHash]backend.Torrent
-	deleted   map[bittorrent.InfoHash]string
-	whitelist []string
-	announces []backend.Announce
-}
-
-var _ backend.Site = (*fakeSite)(nil)
-
-func (f *fakeSite) RecordAnnounce(a backend.Announce) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.announces = append(f.announces, a)
-	return nil
-}
-func (f *fakeSite) Close() error { return nil }
-func (f *fakeSite) User(pk string) (backend.User, bool) {
-	u, ok := f.users[pk]
-	return u, ok
-}
-func (f *fakeSite) Torrent(ih bittorrent.InfoHash) (backend.Torrent, bool, string) {
-	t, ok := f.torrents[ih]
-	return t, ok, f.deleted[ih]
-}
-func (f *fakeSite) ClientAllowed(id bittorrent.PeerID) bool {
-	for _, prefix := range f.whitelist {
-		if strings.HasPrefix(string(id[:]), prefix) {
-			return true
-		}
-	}
-	return len(f.whitelist) == 0
-}
 
 const (
 	pkAlice   = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" // user 1
 	pkNoLeech = "cccccccccccccccccccccccccccccccc" // user 3, may not leech
 )
 
-func newSite() *fakeSite {
-	return &fakeSite{
-		users:     map[string]backend.User{pkAlice: {ID: 1, CanLeech: true}, pkNoLeech: {ID: 3}},
-		torrents:  map[bittorrent.InfoHash]backend.Torrent{bittorrent.InfoHash([]byte(hash(1))): {ID: 10}},
-		deleted:   map[bittorrent.InfoHash]string{bittorrent.InfoHash([]byte(hash(2))): "Dupe"},
-		whitelist: []string{"-TT0001-"},
+// newSite is a private tracker's site kept in memory, as in the HTTP
+// frontend's tests.
+func newSite() *trackertest.Site {
+	return &trackertest.Site{
+		Users:     map[string]backend.User{pkAlice: {ID: 1, CanLeech: true}, pkNoLeech: {ID: 3}},
+		Torrents:  map[bittorrent.InfoHash]backend.Torrent{bittorrent.InfoHash([]byte(hash(1))): {ID: 10}},
+		Reasons:   map[bittorrent.InfoHash]string{bittorrent.InfoHash([]byte(hash(2))): "Dupe"},
+		Whitelist: []string{"-TT0001-"},
 	}
 }
 
@@ -112,9 +77,7 @@ func TestPrivateAnnounce(t *testing.T) {
 	if r.seeders != 2 || r.leechers != 2 {
 		t.Errorf("swarm after the refusals: %d seeders, %d leechers; want Alice's 2 and 2", r.seeders, r.leechers)
 	}
-	site.mu.Lock()
-	defer site.mu.Unlock()
-	for _, a := range site.announces {
+	for _, a := range site.Announces() {
 		if a.UserID != 1 && a.UserID != 3 {
 			t.Errorf("backend got an announce of user %d", a.UserID)
 		}
