@@ -10,12 +10,10 @@ import (
 	"testing"
 
 	"github.com/anacrolix/torrent/bencode"
-	"github.com/chihaya/chihaya/backend"
 	_ "github.com/chihaya/chihaya/backend/noop"
 	"github.com/chihaya/chihaya/config"
-	"github.com/chihaya/chihaya/stats"
-	"github.com/chihaya/chihaya/tracker"
 	_ "github.com/chihaya/chihaya/tracker/memory"
+	"github.com/chihaya/chihaya/tracker/trackertest"
 )
 
 // newTestServer returns a server over a fresh memory store, with cfg
@@ -29,18 +27,7 @@ func newTestServer(t testing.TB, mutate func(*config.Config)) *Server {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := tracker.Open("memory", tracker.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	be, err := backend.Open("noop", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := stats.New()
-	tkr := tracker.New(cfg, pool, be, st)
-	t.Cleanup(func() { tkr.Close(); st.Close() })
-	return NewServer(tkr, st)
+	return NewServer(trackertest.NewTracker(t, cfg, nil))
 }
 
 // get serves one request from remote and returns the body after checking

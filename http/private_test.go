@@ -13,8 +13,6 @@ import (
 	"github.com/chihaya/chihaya/backend"
 	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
-	"github.com/chihaya/chihaya/stats"
-	"github.com/chihaya/chihaya/tracker"
 	"github.com/chihaya/chihaya/tracker/trackertest"
 )
 
@@ -67,14 +65,7 @@ func newPrivateServer(t *testing.T) (*Server, *fakeSite) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := tracker.Open("memory", tracker.Options{Private: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := stats.New()
-	tkr := tracker.New(cfg, pool, site, st)
-	t.Cleanup(func() { tkr.Close(); st.Close() })
-	return NewServer(tkr, st), site
+	return NewServer(trackertest.NewTracker(t, cfg, site)), site
 }
 
 func TestPrivateAnnounce(t *testing.T) {

@@ -14,7 +14,6 @@ import (
 	_ "github.com/chihaya/chihaya/backend/noop"
 	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
-	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 	_ "github.com/chihaya/chihaya/tracker/memory"
 	"github.com/chihaya/chihaya/tracker/trackertest"
@@ -60,13 +59,7 @@ func newTrackerWith(t *testing.T, cfg *config.Config, be backend.Conn) *tracker.
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := tracker.Open("memory", tracker.Options{Private: cfg.Private})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := stats.New()
-	tkr := tracker.New(cfg, pool, be, st)
-	t.Cleanup(func() { tkr.Close(); st.Close() })
+	tkr, _ := trackertest.NewTracker(t, cfg, be)
 	return tkr
 }
 
@@ -80,11 +73,7 @@ func newSiteTracker(t *testing.T, cfg *config.Config) (*tracker.Tracker, *tracke
 // newTracker returns a tracker over the noop backend.
 func newTracker(t *testing.T, cfg *config.Config) *tracker.Tracker {
 	t.Helper()
-	be, err := backend.Open("noop", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return newTrackerWith(t, cfg, be)
+	return newTrackerWith(t, cfg, nil)
 }
 
 var ctx = context.Background()

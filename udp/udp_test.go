@@ -15,8 +15,8 @@ import (
 	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/stats"
-	"github.com/chihaya/chihaya/tracker"
 	_ "github.com/chihaya/chihaya/tracker/memory"
+	"github.com/chihaya/chihaya/tracker/trackertest"
 )
 
 // newTestServer returns a server over a fresh memory store and the noop
@@ -31,19 +31,7 @@ func newTestServer(t testing.TB, mutate func(*config.Config), site backend.Conn)
 	if mutate != nil {
 		mutate(cfg)
 	}
-	pool, err := tracker.Open("memory", tracker.Options{Private: cfg.Private})
-	if err != nil {
-		t.Fatal(err)
-	}
-	be := site
-	if be == nil {
-		if be, err = backend.Open("noop", nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st := stats.New()
-	tkr := tracker.New(cfg, pool, be, st)
-	t.Cleanup(func() { tkr.Close(); st.Close() })
+	tkr, st := trackertest.NewTracker(t, cfg, site)
 	s, err := NewServer(cfg, tkr, st)
 	if err != nil {
 		t.Fatal(err)

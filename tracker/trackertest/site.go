@@ -4,10 +4,14 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/chihaya/chihaya/backend"
 	"github.com/chihaya/chihaya/bittorrent"
+	"github.com/chihaya/chihaya/config"
+	"github.com/chihaya/chihaya/stats"
+	"github.com/chihaya/chihaya/tracker"
 )
 
 // Site is a site backend kept in memory, for the tests of the tracker and
@@ -118,4 +122,25 @@ func (s *Site) Swarms() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.swarms...)
+}
+
+// NewTracker returns a tracker over a fresh "memory" store and be (the
+// "noop" backend when be is nil), with the stats it feeds; both are closed
+// when the test ends. The caller links the drivers in: tracker/memory and,
+// without be, backend/noop.
+func NewTracker(tb testing.TB, cfg *config.Config, be backend.Conn) (*tracker.Tracker, *stats.Stats) {
+	tb.Helper()
+	pool, err := tracker.Open("memory", tracker.Options{Private: cfg.Private})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if be == nil {
+		if be, err = backend.Open("noop", nil); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	st := stats.New()
+	tkr := tracker.New(cfg, pool, be, st)
+	tb.Cleanup(func() { tkr.Close(); st.Close() })
+	return tkr, st
 }
