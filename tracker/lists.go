@@ -117,6 +117,18 @@ func (t *Tracker) ReloadLists(ctx context.Context) error {
 // time or size changes, looking every interval, until ctx ends. Errors
 // are logged, and the list read last stays.
 func (t *Tracker) RunLists(ctx context.Context, every time.Duration) {
+	Every(ctx, every, func() {
+		if l := t.torrents.Load(); l != nil && l.Changed() {
+			if err := t.ReloadLists(ctx); err != nil {
+				glog.Errorf("%v; the list read last stays", err)
+			}
+		}
+	})
+}
+
+// Every calls f every interval until ctx ends: the loop of the periodic
+// work of the tracker and its stores (list reloads, state snapshots).
+func Every(ctx context.Context, every time.Duration, f func()) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -124,11 +136,7 @@ func (t *Tracker) RunLists(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if l := t.torrents.Load(); l != nil && l.Changed() {
-				if err := t.ReloadLists(ctx); err != nil {
-					glog.Errorf("%v; the list read last stays", err)
-				}
-			}
+			f()
 		}
 	}
 }

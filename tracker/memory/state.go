@@ -14,6 +14,7 @@ import (
 
 	"github.com/chihaya/chihaya/bittorrent"
 	"github.com/chihaya/chihaya/internal/atomicfile"
+	"github.com/chihaya/chihaya/tracker"
 	"github.com/golang/glog"
 )
 
@@ -183,18 +184,11 @@ func boolByte(b bool) byte {
 // closed then.
 func (s *Store) runSnapshots(ctx context.Context, every time.Duration, done chan<- struct{}) {
 	defer close(done)
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if err := s.Save(); err != nil {
-				glog.Errorf("%v; the previous snapshot stays", err)
-			}
+	tracker.Every(ctx, every, func() {
+		if err := s.Save(); err != nil {
+			glog.Errorf("%v; the previous snapshot stays", err)
 		}
-	}
+	})
 }
 
 // Load returns a store of p holding the swarms of the state file
