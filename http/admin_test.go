@@ -18,10 +18,10 @@ import (
 
 	"github.com/chihaya/chihaya/backend"
 	"github.com/chihaya/chihaya/config"
+	"github.com/chihaya/chihaya/internal/metricstest"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 )
 
 // adminFixture is a public server over a fresh memory store and its admin
@@ -84,48 +84,7 @@ func (f *adminFixture) metrics(t *testing.T) map[string]*dto.MetricFamily {
 	if rec.Code != 200 {
 		t.Fatalf("/metrics: status %d: %s", rec.Code, rec.Body)
 	}
-	var p expfmt.TextParser
-	mfs, err := p.TextToMetricFamilies(rec.Body)
-	if err != nil {
-		t.Fatalf("/metrics is not the text format: %v", err)
-	}
-	return mfs
-}
-
-// metricValue finds the sample of name whose labels are labels ("k=v,k=v").
-// A histogram's value is its sample count.
-func metricValue(mfs map[string]*dto.MetricFamily, name, labels string) (float64, bool) {
-	mf, ok := mfs[name]
-	if !ok {
-		return 0, false
-	}
-	want := map[string]string{}
-	if labels != "" {
-		for _, kv := range strings.Split(labels, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			want[k] = v
-		}
-	}
-next:
-	for _, m := range mf.Metric {
-		if len(m.Label) != len(want) {
-			continue
-		}
-		for _, l := range m.Label {
-			if want[l.GetName()] != l.GetValue() {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
+	return metricstest.Parse(t, rec.Body)
 }
 
 // announceURL is an announce of peer n (its port is 10000+n) to torrent ih.
@@ -173,7 +132,7 @@ func checkFigures(t *testing.T, f *adminFixture, when string, want []expectation
 			}
 		}
 		if e.metric != "" {
-			got, ok := metricValue(mfs, e.metric, e.labels)
+			got, ok := metricstest.Value(mfs, e.metric, e.labels)
 			if !ok {
 				t.Errorf("%s: /metrics has no %s{%s}", when, e.metric, e.labels)
 			} else if got != float64(e.want) {
@@ -610,12 +569,8 @@ func TestMetricsBackendQueue(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
 			newMetricsHandler(st, tc.backend).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-			var p expfmt.TextParser
-			mfs, err := p.TextToMetricFamilies(rec.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if v, ok := metricValue(mfs, "chihaya_requests_total", "transport=http,kind=announce,outcome=ok"); v != 1 || !ok {
+			mfs := metricstest.Parse(t, rec.Body)
+			if v, ok := metricstest.Value(mfs, "chihaya_requests_total", "transport=http,kind=announce,outcome=ok"); v != 1 || !ok {
 				t.Errorf("chihaya_requests_total{announce,ok} = %v, %v", v, ok)
 			}
 			for _, c := range []struct {
@@ -626,7 +581,7 @@ func TestMetricsBackendQueue(t *testing.T) {
 				{"chihaya_backend_queue_depth", dto.MetricType_GAUGE, 7},
 				{"chihaya_backend_flush_errors_total", dto.MetricType_COUNTER, 3},
 			} {
-				v, ok := metricValue(mfs, c.name, "")
+				v, ok := metricstest.Value(mfs, c.name, "")
 				if ok != tc.present {
 					t.Errorf("%s present: %v, want %v", c.name, ok, tc.present)
 					continue
@@ -646,11 +601,7 @@ func TestMetricsHelp(t *testing.T) {
 	st := stats.New()
 	defer st.Close()
 	newMetricsHandler(st, queueBackend{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	var p expfmt.TextParser
-	mfs, err := p.TextToMetricFamilies(rec.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mfs := metricstest.Parse(t, rec.Body)
 	n := 0
 	for name, mf := range mfs {
 		if !strings.HasPrefix(name, "chihaya_") {

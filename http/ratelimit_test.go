@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chihaya/chihaya/config"
+	"github.com/chihaya/chihaya/internal/metricstest"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
 )
@@ -189,7 +190,7 @@ func TestLimitedInMetrics(t *testing.T) {
 		"transport=http,kind=scrape,outcome=limited":   1,
 		"transport=http,kind=announce,outcome=ok":      1,
 	} {
-		if got, ok := metricValue(mfs, "chihaya_requests_total", labels); !ok || got != want {
+		if got, ok := metricstest.Value(mfs, "chihaya_requests_total", labels); !ok || got != want {
 			t.Errorf("chihaya_requests_total{%s} = %v (found %v), want %v", labels, got, ok, want)
 		}
 	}

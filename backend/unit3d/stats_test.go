@@ -11,8 +11,7 @@ import (
 
 	"github.com/chihaya/chihaya/config"
 	"github.com/chihaya/chihaya/internal/mariadbtest"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
+	"github.com/chihaya/chihaya/internal/metricstest"
 )
 
 // The addresses peers announce from, through X-Real-IP (never dialled:
@@ -238,55 +237,17 @@ func (b *bed) checkFigures(when string, want []figure) {
 	if status != 200 {
 		t.Fatalf("/metrics: status %d", status)
 	}
-	var p expfmt.TextParser
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("/metrics: %v", err)
-	}
+	mfs := metricstest.Parse(t, strings.NewReader(body))
 	for _, f := range want {
 		if n, ok := flat[f.stat].(json.Number); !ok {
 			t.Errorf("%s: /stats has no %s", when, f.stat)
 		} else if v, _ := n.Int64(); v != f.want {
 			t.Errorf("%s: /stats %s = %d, want %d", when, f.stat, v, f.want)
 		}
-		if v, ok := metric(mfs, f.metric, f.labels); !ok {
+		if v, ok := metricstest.Value(mfs, f.metric, f.labels); !ok {
 			t.Errorf("%s: /metrics has no %s{%s}", when, f.metric, f.labels)
 		} else if v != float64(f.want) {
 			t.Errorf("%s: /metrics %s{%s} = %v, want %d", when, f.metric, f.labels, v, f.want)
 		}
 	}
-}
-
-// metric is the sample of name with exactly labels; a histogram's is its
-// count.
-func metric(mfs map[string]*dto.MetricFamily, name, labels string) (float64, bool) {
-	mf, ok := mfs[name]
-	if !ok {
-		return 0, false
-	}
-next:
-	for _, m := range mf.Metric {
-		var got []string
-		for _, l := range m.Label {
-			got = append(got, l.GetName()+"="+l.GetValue())
-		}
-		want := []string{}
-		if labels != "" {
-			want = strings.Split(labels, ",")
-		}
-		slices.Sort(got)
-		slices.Sort(want)
-		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
-			continue next
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
 }
