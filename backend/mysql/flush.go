@@ -22,8 +22,8 @@ func (c *Conn) initFlusher() {
 	c.fl = sqlbatch.Flusher[*batch]{
 		DB:       c.db,
 		Name:     "mysql backend",
-		Take:     c.acc.take,
-		GiveBack: c.acc.giveBack,
+		Take:     c.acc.Take,
+		GiveBack: c.acc.GiveBack,
 		Write:    c.writeRows,
 		Commit:   func(tx *sql.Tx) error { return c.commit(tx) },
 	}

@@ -336,7 +336,7 @@ func (c *Conn) flushTimeout() time.Duration {
 
 // QueueDepth is the number of rows queued and not yet known to be written.
 func (c *Conn) QueueDepth() int {
-	n := c.acc.depth() + c.fl.InFlight()
+	n := c.acc.Rows() + c.fl.InFlight()
 	return n
 }
 
@@ -354,7 +354,7 @@ func (c *Conn) Close() error {
 		c.acc.close()
 		close(c.stop)
 		c.wg.Wait()
-		err := c.fl.Final(time.Now().Add(15*time.Second), c.acc.depth)
+		err := c.fl.Final(time.Now().Add(15*time.Second), c.acc.Rows)
 		if err != nil {
 			c.closeErr = fmt.Errorf("mysql backend: final flush: %w", err)
 		}

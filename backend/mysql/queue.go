@@ -2,8 +2,9 @@ package mysql
 
 import (
 	"net/netip"
-	"sync"
 	"sync/atomic"
+
+	"github.com/chihaya/chihaya/backend/sqlbatch"
 )
 
 // This file is the in-memory queue between announces and flushes: rows
@@ -83,64 +84,39 @@ func (b *batch) absorb(newer *batch) {
 // accumulator turns announces into rows, under one mutex held for a few
 // map operations: never across any I/O.
 type accumulator struct {
-	mu      sync.Mutex
-	closed  bool
-	peers   map[peerKey]*peerState
-	stats   map[uint32]torrentStats
-	pending *batch
-	limit   int
-	dropped *atomic.Uint64
+	sqlbatch.Queue[*batch] // its mutex guards the fields below too
+	closed                 bool
+	peers                  map[peerKey]*peerState
+	stats                  map[uint32]torrentStats
+	limit                  int
+	dropped                *atomic.Uint64
 }
 
 func (a *accumulator) init(limit int, dropped *atomic.Uint64) {
 	a.peers = map[peerKey]*peerState{}
 	a.stats = map[uint32]torrentStats{}
-	a.pending = newBatch()
+	a.Init(newBatch)
 	a.limit = limit
 	a.dropped = dropped
 }
 
 func (a *accumulator) close() {
-	a.mu.Lock()
+	a.Lock()
 	a.closed = true
-	a.mu.Unlock()
-}
-
-// take hands the pending rows over to a flush.
-func (a *accumulator) take() *batch {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	b := a.pending
-	a.pending = newBatch()
-	return b
-}
-
-// giveBack queues the rows of a flush that did not happen again, before
-// those queued since.
-func (a *accumulator) giveBack(b *batch) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	b.absorb(a.pending)
-	a.pending = b
-}
-
-func (a *accumulator) depth() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.pending.rows()
+	a.Unlock()
 }
 
 // tableDepths are the queue lengths per table, for the stats report.
 func (a *accumulator) tableDepths() (users, torrents, peers, snatches, tokens int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	p := a.pending
+	a.Lock()
+	defer a.Unlock()
+	p := a.Pending
 	return len(p.users), len(p.torrents), len(p.peers), len(p.snatches), len(p.tokens)
 }
 
 func (a *accumulator) addStats(loaded map[uint32]torrentStats) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.Lock()
+	defer a.Unlock()
 	for id, s := range loaded {
 		if _, ok := a.stats[id]; !ok {
 			a.stats[id] = s
@@ -150,8 +126,8 @@ func (a *accumulator) addStats(loaded map[uint32]torrentStats) {
 
 // evict forgets peers whose last announce is before horizon (unix).
 func (a *accumulator) evict(horizon int64) int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.Lock()
+	defer a.Unlock()
 	n := 0
 	for k, p := range a.peers {
 		if p.last < horizon {
@@ -165,8 +141,8 @@ func (a *accumulator) evict(horizon int64) int {
 // peerCounts counts the peers that announced since horizon (unix), per
 // user (uid 0: everybody).
 func (a *accumulator) peerCounts(uid uint32, horizon int64) (leeching, seeding int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.Lock()
+	defer a.Unlock()
 	for k, p := range a.peers {
 		if (uid != 0 && k.uid != uid) || p.last < horizon {
 			continue
@@ -203,7 +179,7 @@ func room[K comparable, V any](a *accumulator, m map[K]V, k K) bool {
 // start from xbt_files_users), so that its next announce is credited
 // against it.
 func (a *accumulator) restore(k peerKey, p peerState) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.Lock()
+	defer a.Unlock()
 	a.peers[k] = &p
 }

@@ -66,8 +66,8 @@ func (c *Conn) RecordAnnounce(a backend.Announce) error {
 // credit rules, queueing. The three are one step under the lock, so that
 // two announces of one peer never credit the same bytes twice.
 func (a *accumulator) record(ann backend.Announce, now int64, addr netip.Addr, terms creditTerms) (usedToken bool, err error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.Lock()
+	defer a.Unlock()
 	if a.closed {
 		return false, ErrClosed
 	}
@@ -137,7 +137,7 @@ func (a *accumulator) advance(key peerKey, p *peerState, ann backend.Announce, o
 // the peer's and the torrent's latest state wins, a snatch is appended.
 // The torrent's balance and snatch count move on in memory either way.
 func (a *accumulator) queue(key peerKey, ann backend.Announce, out creditOut, peer peerRow) {
-	pend := a.pending
+	pend := a.Pending
 	if tk := (tokenKey{uid: key.uid, tid: key.tid}); out.token && room(a, pend.tokens, tk) {
 		pend.tokens[tk] = addSat(pend.tokens[tk], out.tokenDown)
 	}
@@ -186,8 +186,8 @@ func (c *Conn) spendToken(hash bittorrent.InfoHash, uid, tid uint32) {
 // load, plus the snatches recorded since), Ocelot's "downloaded" figure
 // for announces and scrapes; ok is false for a torrent never loaded.
 func (c *Conn) Snatches(torrentID uint32) (n int64, ok bool) {
-	c.acc.mu.Lock()
-	defer c.acc.mu.Unlock()
+	c.acc.Lock()
+	defer c.acc.Unlock()
 	s, ok := c.acc.stats[torrentID]
 	return s.snatched, ok
 }
@@ -198,12 +198,12 @@ func (c *Conn) Snatches(torrentID uint32) (n int64, ok bool) {
 // the last announce.
 func (c *Conn) RecordSwarm(torrentID uint32, seeders, leechers int) error {
 	acc := &c.acc
-	acc.mu.Lock()
-	defer acc.mu.Unlock()
+	acc.Lock()
+	defer acc.Unlock()
 	if acc.closed {
 		return ErrClosed
 	}
-	pend := acc.pending
+	pend := acc.Pending
 	if room(acc, pend.torrents, torrentID) {
 		pend.torrents[torrentID] = torRow{seeders: seeders, leechers: leechers, snatched: pend.torrents[torrentID].snatched, balance: acc.stats[torrentID].balance}
 	}

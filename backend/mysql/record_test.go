@@ -168,21 +168,21 @@ func TestDeltaRules(t *testing.T) {
 	step(150, 80, 0, bittorrent.None)       // +50/+30
 	step(5000, 5000, 0, bittorrent.Started) // a new session: baseline
 	step(5010, 5020, 7, bittorrent.None)    // +10/+20, 7 corrupt
-	if r := c.acc.pending.users[uid]; r != (userRow{up: 260, down: 150}) {
+	if r := c.acc.Pending.users[uid]; r != (userRow{up: 260, down: 150}) {
 		t.Errorf("queued credit %+v, want 260/150", r)
 	}
 	// balance = Σup − Σdown − corrupt = 260 − 150 − 7
-	if b := c.acc.pending.torrents[tid].balance; b != 103 {
+	if b := c.acc.Pending.torrents[tid].balance; b != 103 {
 		t.Errorf("queued balance %d, want 103", b)
 	}
-	if r := c.acc.pending.peers[peerKey{tid: tid, uid: uid, peerID: peerID(1)}]; r.announced != 2 || r.up != 5010 || r.corrupt != 7 {
+	if r := c.acc.Pending.peers[peerKey{tid: tid, uid: uid, peerID: peerID(1)}]; r.announced != 2 || r.up != 5010 || r.corrupt != 7 {
 		t.Errorf("peer row %+v, want the session's second announce with the raw counters", r)
 	}
 	// Stopped credits its delta and forgets the peer: its next announce
 	// starts a session.
 	step(5110, 5020, 7, bittorrent.Stopped)
 	step(9000, 9000, 7, bittorrent.None)
-	if r := c.acc.pending.users[uid]; r != (userRow{up: 360, down: 150}) {
+	if r := c.acc.Pending.users[uid]; r != (userRow{up: 360, down: 150}) {
 		t.Errorf("queued credit %+v after stopped, want 360/150", r)
 	}
 }
@@ -196,19 +196,19 @@ func TestQueueLimit(t *testing.T) {
 	for peer := range 3 {
 		record(t, c, announce{uid: uid, tid: tid, torrent: 1, peer: peer, left: 10, event: bittorrent.Started})
 	}
-	if n, d := len(c.acc.pending.peers), c.dropped.Load(); n != 2 || d != 1 {
+	if n, d := len(c.acc.Pending.peers), c.dropped.Load(); n != 2 || d != 1 {
 		t.Fatalf("%d peer rows queued, %d dropped; want 2 and 1", n, d)
 	}
 	for peer := range 3 {
 		record(t, c, announce{uid: uid, tid: tid, torrent: 1, peer: peer, up: 100, left: 10})
 	}
-	if n, d := len(c.acc.pending.peers), c.dropped.Load(); n != 2 || d != 2 {
+	if n, d := len(c.acc.Pending.peers), c.dropped.Load(); n != 2 || d != 2 {
 		t.Errorf("%d peer rows queued, %d dropped; want 2 and 2", n, d)
 	}
-	if r := c.acc.pending.users[uid]; r.up != 300 {
+	if r := c.acc.Pending.users[uid]; r.up != 300 {
 		t.Errorf("queued credit %+v, want 300 up (peer 2's row was dropped, not its credit)", r)
 	}
-	if r := c.acc.pending.torrents[tid]; r.balance != 300 {
+	if r := c.acc.Pending.torrents[tid]; r.balance != 300 {
 		t.Errorf("torrent row %+v, want balance 300", r)
 	}
 }

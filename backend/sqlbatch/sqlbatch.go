@@ -361,3 +361,51 @@ func Placeholders(row string, n int) string {
 	}
 	return string(b)
 }
+
+// Queue is a backend's pending batch, between announces and flushes. Its
+// mutex guards Pending, and whatever of the backend's state goes with it;
+// it is never held across I/O. Take and GiveBack are a Flusher's.
+type Queue[B Batch[B]] struct {
+	sync.Mutex
+	// Pending holds the rows queued since the last flush took them.
+	Pending  B
+	newBatch func() B
+}
+
+// Init makes an empty pending batch with newBatch, as Take will.
+func (q *Queue[B]) Init(newBatch func() B) {
+	q.newBatch = newBatch
+	q.Pending = newBatch()
+}
+
+// Add runs f on the pending batch, under the lock.
+func (q *Queue[B]) Add(f func(B)) {
+	q.Lock()
+	defer q.Unlock()
+	f(q.Pending)
+}
+
+// Take hands the pending rows over to a flush.
+func (q *Queue[B]) Take() B {
+	q.Lock()
+	defer q.Unlock()
+	b := q.Pending
+	q.Pending = q.newBatch()
+	return b
+}
+
+// GiveBack queues the rows of a flush that did not happen again, before
+// those queued since.
+func (q *Queue[B]) GiveBack(b B) {
+	q.Lock()
+	defer q.Unlock()
+	b.Absorb(q.Pending)
+	q.Pending = b
+}
+
+// Rows is the number of pending rows.
+func (q *Queue[B]) Rows() int {
+	q.Lock()
+	defer q.Unlock()
+	return q.Pending.Rows()
+}

@@ -62,3 +62,28 @@ func TestSortedKeys(t *testing.T) {
 		t.Errorf("SortedKeys = %v", got)
 	}
 }
+
+// rowsBatch is a Batch of numbered rows, for Queue's test.
+type rowsBatch struct{ rows []int }
+
+func (b *rowsBatch) Rows() int               { return len(b.rows) }
+func (b *rowsBatch) Absorb(newer *rowsBatch) { b.rows = append(b.rows, newer.rows...) }
+
+// TestQueue: Take empties the queue, GiveBack puts a failed flush's rows
+// back before those queued since.
+func TestQueue(t *testing.T) {
+	var q Queue[*rowsBatch]
+	q.Init(func() *rowsBatch { return &rowsBatch{} })
+	add := func(n int) { q.Add(func(b *rowsBatch) { b.rows = append(b.rows, n) }) }
+	add(1)
+	add(2)
+	b := q.Take()
+	if q.Rows() != 0 || b.Rows() != 2 {
+		t.Fatalf("after Take: %d queued, %d taken; want 0, 2", q.Rows(), b.Rows())
+	}
+	add(3)
+	q.GiveBack(b)
+	if got := q.Take().rows; !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("after GiveBack: %v, want [1 2 3]", got)
+	}
+}

@@ -125,7 +125,7 @@ func (c *Conn) queueUnregistered(req *backend.AnnounceRequest) {
 		return
 	}
 	at := req.Time.UTC()
-	c.q.add(func(b *batch) { b.addUIH(uihKey{req.InfoHash, uid}, uihRow{created: at, updated: at}) })
+	c.q.Add(func(b *batch) { b.addUIH(uihKey{req.InfoHash, uid}, uihRow{created: at, updated: at}) })
 }
 
 // reachable is the connectivity check (check 12): a TCP connection to the
@@ -330,7 +330,7 @@ func (c *Conn) announce(req *backend.AnnounceRequest, r *backend.AnnounceReply, 
 	if req.Event == bittorrent.Completed {
 		completedAt = at
 	}
-	c.q.add(func(b *batch) {
+	c.q.Add(func(b *batch) {
 		b.addPeer(peerRowKey{u.id, t.id, req.PeerID}, peerRow{
 			addr: req.Addr, agent: req.UserAgent,
 			uploaded: req.Uploaded, downloaded: req.Downloaded, left: req.Left,

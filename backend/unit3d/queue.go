@@ -3,7 +3,6 @@ package unit3d
 import (
 	"math"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/chihaya/chihaya/backend/sqlbatch"
@@ -169,40 +168,4 @@ func addU(a, b uint64) uint64 {
 		return math.MaxUint64
 	}
 	return a + b
-}
-
-// queue is the pending batch, under its own mutex (never held across I/O).
-type queue struct {
-	mu      sync.Mutex
-	pending *batch
-}
-
-func (q *queue) init() { q.pending = newBatch() }
-
-// add runs f on the pending batch.
-func (q *queue) add(f func(b *batch)) {
-	q.mu.Lock()
-	f(q.pending)
-	q.mu.Unlock()
-}
-
-func (q *queue) take() *batch {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	b := q.pending
-	q.pending = newBatch()
-	return b
-}
-
-func (q *queue) giveBack(b *batch) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	b.Absorb(q.pending)
-	q.pending = b
-}
-
-func (q *queue) depth() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.pending.Rows()
 }

@@ -89,7 +89,7 @@ type Conn struct {
 	p      Params
 	db     *sql.DB
 	st     *state
-	q      queue
+	q      sqlbatch.Queue[*batch]
 	fl     sqlbatch.Flusher[*batch]
 	rates  rates
 	cands  []*peer                       // pick's scratch, under st.mu
@@ -129,10 +129,10 @@ func Open(ctx context.Context, p Params) (*Conn, error) {
 		return nil, err
 	}
 	c := &Conn{p: p, db: db, st: newState(), stop: make(chan struct{})}
-	c.q.init()
+	c.q.Init(newBatch)
 	c.routes = c.handlers()
 	c.rates.init(time.Now())
-	c.fl = sqlbatch.Flusher[*batch]{DB: db, Name: "unit3d backend", Take: c.q.take, GiveBack: c.q.giveBack, Write: c.writeRows}
+	c.fl = sqlbatch.Flusher[*batch]{DB: db, Name: "unit3d backend", Take: c.q.Take, GiveBack: c.q.GiveBack, Write: c.writeRows}
 	if err := c.open(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -271,7 +271,7 @@ func (c *Conn) Reap(now time.Time) {
 		if seedDelta != 0 || leechDelta != 0 {
 			t.seeders = satAdd(t.seeders, seedDelta)
 			t.leechers = satAdd(t.leechers, leechDelta)
-			c.q.add(func(b *batch) { b.addTorrent(t.id, torRow{seeders: int64(seedDelta), leechers: int64(leechDelta)}) })
+			c.q.Add(func(b *batch) { b.addTorrent(t.id, torRow{seeders: int64(seedDelta), leechers: int64(leechDelta)}) })
 		}
 	}
 	if c.stats != nil {
@@ -303,7 +303,7 @@ func (c *Conn) ClientAllowed(id bittorrent.PeerID) bool {
 }
 
 // QueueDepth is the number of rows queued and not yet known to be written.
-func (c *Conn) QueueDepth() int { return c.q.depth() + c.fl.InFlight() }
+func (c *Conn) QueueDepth() int { return c.q.Rows() + c.fl.InFlight() }
 
 // FlushErrors is the number of flushes that failed since Open.
 func (c *Conn) FlushErrors() uint64 { return c.fl.Errors() }
@@ -319,7 +319,7 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.stop)
 		c.wg.Wait()
-		err := c.fl.Final(time.Now().Add(time.Minute), c.q.depth)
+		err := c.fl.Final(time.Now().Add(time.Minute), c.q.Rows)
 		if err != nil {
 			c.closeErr = fmt.Errorf("unit3d backend: final flush: %w", err)
 		}
