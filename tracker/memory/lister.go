@@ -13,24 +13,34 @@ var _ tracker.Lister = (*Store)(nil)
 // ScrapeAll does. It holds one shard's lock at a time, for as long as
 // reading that shard's counts takes.
 func (s *Store) ScrapeAll(ctx context.Context, out []tracker.Scrape) ([]tracker.Scrape, error) {
-	for k := range s.shards {
-		if err := ctx.Err(); err != nil {
-			return out, err
-		}
-		sh := &s.shards[k]
-		sh.mu.Lock()
-		if sh.closed {
-			sh.mu.Unlock()
-			return out, errClosed
-		}
+	err := s.eachShard(ctx, func(sh *shard) {
 		for slot := range sh.swarms {
 			if w := &sh.swarms[slot]; w.used {
 				out = append(out, tracker.Scrape{InfoHash: w.hash, Counts: sh.counts(w)})
 			}
 		}
+	})
+	return out, err
+}
+
+// eachShard runs f on every shard in turn, under that shard's lock: one
+// lock at a time, so that announces to the other shards go on. It stops
+// when ctx ends or the store is closed, with their error.
+func (s *Store) eachShard(ctx context.Context, f func(sh *shard)) error {
+	for k := range s.shards {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sh := &s.shards[k]
+		sh.mu.Lock()
+		if sh.closed {
+			sh.mu.Unlock()
+			return errClosed
+		}
+		f(sh)
 		sh.mu.Unlock()
 	}
-	return out, nil
+	return nil
 }
 
 // Drop removes the swarms of hashes with their peers, as tracker.Lister's

@@ -681,16 +681,7 @@ func (s *Store) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (t
 	if before.Before(s.epoch) {
 		cutoff = 0
 	}
-	for k := range s.shards {
-		if err := ctx.Err(); err != nil {
-			return p, err
-		}
-		sh := &s.shards[k]
-		sh.mu.Lock()
-		if sh.closed {
-			sh.mu.Unlock()
-			return p, errClosed
-		}
+	err := s.eachShard(ctx, func(sh *shard) {
 		for slot := range sh.swarms {
 			w := &sh.swarms[slot]
 			if !w.used {
@@ -714,9 +705,8 @@ func (s *Store) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (t
 			}
 		}
 		sh.tidy()
-		sh.mu.Unlock()
-	}
-	return p, nil
+	})
+	return p, err
 }
 
 // purgeList removes the records of l (family f) last seen before cutoff.
