@@ -1,7 +1,6 @@
 package http
 
 import (
-	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
@@ -119,14 +118,7 @@ func TestRateLimitKeys(t *testing.T) {
 				if ip != "" {
 					extra = append(extra, "ip="+ip)
 				}
-				req := httptest.NewRequest("GET", query(ih1, peerID(peer), peer, 5, extra...), nil)
-				req.RemoteAddr = remote
-				if xff != "" {
-					req.Header.Set("X-Forwarded-For", xff)
-				}
-				rec := httptest.NewRecorder()
-				s.Handler().ServeHTTP(rec, req)
-				return decodeCanonical(t, rec.Body.Bytes())
+				return getVia(t, s, remote, xff, query(ih1, peerID(peer), peer, 5, extra...))
 			}
 			if _, limited := refused(ask(tc.first, tc.xff1, tc.ip1, 1)); limited {
 				t.Fatal("first request refused")

@@ -76,14 +76,7 @@ func TestAnnounceBehindProxy(t *testing.T) {
 	})
 	announceVia := func(remote, xff, target string) map[string]any {
 		t.Helper()
-		req := httptest.NewRequest("GET", target, nil)
-		req.RemoteAddr = remote
-		if xff != "" {
-			req.Header.Set("X-Forwarded-For", xff)
-		}
-		rec := httptest.NewRecorder()
-		s.Handler().ServeHTTP(rec, req)
-		return decodeCanonical(t, rec.Body.Bytes())
+		return getVia(t, s, remote, xff, target)
 	}
 	announceVia("127.0.0.1:5000", "6.6.6.6, 198.51.100.7", query(ih1, peerID(1), 7001, 0))
 	announceVia("192.0.2.9:5000", "198.51.100.8", query(ih1, peerID(2), 7002, 0))               // untrusted: its socket counts
@@ -104,4 +97,19 @@ func TestAnnounceBehindProxy(t *testing.T) {
 	if m["external ip"] != "\xcb\x00\x71\x01" {
 		t.Errorf("external ip %q, want 203.0.113.1", m["external ip"])
 	}
+}
+
+// getVia serves target from remote, through a proxy that names xff in
+// X-Forwarded-For when xff is not empty, and returns the canonical bencode
+// answer, decoded.
+func getVia(t *testing.T, s *Server, remote, xff, target string) map[string]any {
+	t.Helper()
+	req := httptest.NewRequest("GET", target, nil)
+	req.RemoteAddr = remote
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	return decodeCanonical(t, rec.Body.Bytes())
 }
