@@ -199,6 +199,14 @@ func stopped(h bittorrent.InfoHash, n int, addr string) *tracker.Announce {
 	return a
 }
 
+// completed is the announce of peer n of h at addr that finishes its
+// download: a seeder's, with event completed.
+func completed(h bittorrent.InfoHash, n int, addr string) *tracker.Announce {
+	a := Seeder(h, n, addr)
+	a.Event = bittorrent.Completed
+	return a
+}
+
 // purgeEmpty is the Update of a stopped announce on a tracker that drops
 // empty swarms.
 var purgeEmpty = tracker.Update{Event: bittorrent.Stopped, PurgeEmpty: true}
@@ -208,8 +216,7 @@ func testStoppedLast(t *testing.T, c tracker.Conn) {
 	// Without PurgeEmpty the last peer's stop leaves the swarm, and its
 	// download count, in place.
 	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
-	done := Seeder(h, 1, "10.0.0.1")
-	done.Event = bittorrent.Completed
+	done := completed(h, 1, "10.0.0.1")
 	announce(t, c, done, 50)
 	r := announce(t, c, stopped(h, 1, "10.0.0.1"), 0)
 	if r.Change.Has(bittorrent.SwarmRemoved) {
@@ -258,8 +265,7 @@ func testUpdateEvent(t *testing.T, c tracker.Conn) {
 		t.Errorf("started announce kept out of its swarm: change %b, %d peers; want it removed", r.Change, len(r.Peers))
 	}
 	// Completed counts by the Update too.
-	done := Seeder(h, 2, "10.0.0.2")
-	done.Event = bittorrent.Completed
+	done := completed(h, 2, "10.0.0.2")
 	if r := update(t, c, done, tracker.Update{Event: bittorrent.None}); r.Change.Has(bittorrent.Snatched) {
 		t.Error("a completed announce counted a download its Update did not ask for")
 	}
@@ -272,8 +278,7 @@ func testUpdateEvent(t *testing.T, c tracker.Conn) {
 func testCompletedOnce(t *testing.T, c tracker.Conn) {
 	h := Hash(1)
 	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
-	done := Seeder(h, 1, "10.0.0.1")
-	done.Event = bittorrent.Completed
+	done := completed(h, 1, "10.0.0.1")
 	r := announce(t, c, done, 50)
 	if !r.Change.Has(bittorrent.Snatched|bittorrent.SeederAfter) || r.Change.Has(bittorrent.SeederBefore) {
 		t.Errorf("completed: change %b", r.Change)
@@ -450,8 +455,7 @@ func testPurge(t *testing.T, c tracker.Conn) {
 func testPurgeKeep(t *testing.T, c tracker.Conn) {
 	h := Hash(1)
 	announce(t, c, Leecher(h, 1, "10.0.0.1"), 50)
-	done := Seeder(h, 1, "10.0.0.1")
-	done.Event = bittorrent.Completed
+	done := completed(h, 1, "10.0.0.1")
 	announce(t, c, done, 50)
 	p, err := c.Purge(ctx, time.Now().Add(2*time.Second), false)
 	if err != nil || p.Swarms != 0 || p.Peers[0] != 1 || len(p.Emptied) != 1 || p.Emptied[0] != h {
@@ -593,8 +597,7 @@ func testDualStacked(t *testing.T, c tracker.Conn) {
 		}
 	}
 	// Completing over one family, then leaving over one: counted once.
-	done := Seeder(h, 2, "10.0.0.2")
-	done.Event = bittorrent.Completed
+	done := completed(h, 2, "10.0.0.2")
 	r = announce(t, c, done, 0)
 	wantCounts(t, "after completed over IPv4", r.Counts, tracker.Counts{Complete: 2, Incomplete: 2, Downloaded: 1})
 	announce(t, c, Seeder(h, 2, "2001:db8::2"), 0)
