@@ -78,9 +78,12 @@ type Flusher[B Batch[B]] struct {
 	errors   atomic.Uint64
 }
 
-// Init creates the flush log if need be, forgets the rows of trackers that
-// died long ago and adds this tracker's row.
+// Init connects to the database, creates the flush log if need be, forgets
+// the rows of trackers that died long ago and adds this tracker's row.
 func (f *Flusher[B]) Init(ctx context.Context) error {
+	if err := f.DB.PingContext(ctx); err != nil {
+		return fmt.Errorf("connecting: %w", err)
+	}
 	if _, err := f.DB.ExecContext(ctx, FlushLogDDL); err != nil {
 		return fmt.Errorf("creating the flush log (grant CREATE or run %q): %w", FlushLogDDL, err)
 	}

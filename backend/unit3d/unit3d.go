@@ -143,9 +143,6 @@ func Open(ctx context.Context, p Params) (*Conn, error) {
 }
 
 func (c *Conn) open(ctx context.Context) error {
-	if err := c.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("connecting: %w", err)
-	}
 	if err := c.fl.Init(ctx); err != nil {
 		return err
 	}
