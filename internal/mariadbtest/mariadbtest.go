@@ -89,11 +89,7 @@ func StartServer(tb testing.TB) *Server {
 	if err != nil {
 		skipOrFail(tb, err)
 	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("stopping mariadbd: %v", err)
-		}
-	})
+	testserver.StopAtEnd(tb, "mariadbd", s.Close)
 	return s
 }
 

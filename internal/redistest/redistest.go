@@ -63,11 +63,7 @@ func Start(tb testing.TB) *Server {
 	if err != nil {
 		skipOrFail(tb, err)
 	}
-	tb.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			tb.Errorf("stopping redis-server: %v", err)
-		}
-	})
+	testserver.StopAtEnd(tb, "redis-server", s.Stop)
 	return s
 }
 

@@ -44,6 +44,16 @@ func SkipOrFail(tb testing.TB, err, notInstalled error, packages string) {
 	tb.Fatal(err)
 }
 
+// StopAtEnd has stop called when tb ends, and reports its error as the
+// test's: a server that would not stop is named in the failure.
+func StopAtEnd(tb testing.TB, name string, stop func() error) {
+	tb.Cleanup(func() {
+		if err := stop(); err != nil {
+			tb.Errorf("stopping %s: %v", name, err)
+		}
+	})
+}
+
 // LogTail returns the last 4000 bytes of the log file at path, after a
 // line naming it, or "" when it cannot be read: what explains a server
 // that would not start.

@@ -96,3 +96,16 @@ func TestProcessStartFails(t *testing.T) {
 		t.Errorf("Stop after a failed start: %v", err)
 	}
 }
+
+func TestStopAtEnd(t *testing.T) {
+	stops := 0
+	t.Run("server", func(t *testing.T) {
+		StopAtEnd(t, "sleep", func() error { stops++; return nil })
+		if stops != 0 {
+			t.Error("stopped before the test ended")
+		}
+	})
+	if stops != 1 {
+		t.Errorf("stopped %d times when the test ended, want 1", stops)
+	}
+}
