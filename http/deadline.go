@@ -18,7 +18,12 @@ import (
 // watches for a hang-up, a past one to stop that read, none again, the idle
 // deadline) and its write deadline twice. Each move goes down to the
 // runtime's poller, which re-arms, moves or stops a timer under locks: in a
-// keep-alive announce profile that was about 6% of the CPU. The deadlines
+// keep-alive announce profile that was about 6% of the CPU. Re-measured on
+// Go 1.26.8 (2026-12-01) against a build that passes every deadline
+// straight to the socket, at a million stored peers, in five interleaved
+// rounds on loopback: 7.5% less CPU per keep-alive announce (median 14.3
+// against 15.5 µs; four of the five pairs 7% or more), none for
+// Connection: close. It stays while it buys 5% or more. The deadlines
 // are coarse protections against slow and idle clients, measured in
 // seconds, so trackedConn keeps them lazily: setting one only records it,
 // and the socket's deadline changes only when a Read or Write is about to
