@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -16,13 +15,7 @@ import (
 	"github.com/chihaya/chihaya/internal/mariadbtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := mariadbtest.StopShared(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the shared MariaDB:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { mariadbtest.Main(m) }
 
 var schemaFiles = map[string]string{
 	SchemaLeechStats: "testdata/gazelle-min.sql",

@@ -10,7 +10,6 @@ import (
 	"net"
 	nethttp "net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -25,13 +24,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := mariadbtest.StopShared(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the shared MariaDB:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { mariadbtest.Main(m) }
 
 // apiKey is the site's TRACKER_KEY in every test.
 const apiKey = "0123456789abcdef0123456789abcdef-key"

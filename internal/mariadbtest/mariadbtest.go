@@ -100,7 +100,7 @@ var shared struct {
 }
 
 // Shared returns the test binary's shared server, starting it on first use.
-// The binary's TestMain must call StopShared after m.Run.
+// The binary's TestMain must call StopShared after m.Run, as Main does.
 func Shared(tb testing.TB) *Server {
 	tb.Helper()
 	shared.once.Do(func() {
@@ -127,6 +127,16 @@ func StopShared() error {
 		return nil
 	}
 	return shared.s.Close()
+}
+
+// Main is the TestMain of a test binary that uses Shared: it runs the
+// tests, stops the shared server and exits with the tests' code.
+func Main(m *testing.M) {
+	code := m.Run()
+	if err := StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the shared MariaDB:", err)
+	}
+	os.Exit(code)
 }
 
 func newServer(dir string, ownDir bool) (*Server, error) {
@@ -241,16 +251,7 @@ func (s *Server) start() error {
 func (s *Server) Stop() error { return s.proc.Stop(syscall.SIGTERM, 30*time.Second) }
 
 // Restart starts a stopped server again, on the same address and data.
-func (s *Server) Restart() error {
-	var err error
-	for range 5 { // the old listener's port can take a moment to free
-		if err = s.start(); err == nil {
-			return nil
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return err
-}
+func (s *Server) Restart() error { return testserver.Retry(5, s.start) }
 
 // Close stops the server and, for the shared server, removes its files.
 func (s *Server) Close() error {

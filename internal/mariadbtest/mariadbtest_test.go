@@ -8,13 +8,7 @@ import (
 	"testing"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := StopShared(); err != nil {
-		println("stopping the shared server:", err.Error())
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { Main(m) }
 
 func query(t *testing.T, dsn, q string) string {
 	t.Helper()

@@ -206,16 +206,7 @@ func (s *Server) Stop() error { return s.proc.Stop(syscall.SIGTERM, 10*time.Seco
 func (s *Server) Kill() error { return s.proc.Stop(syscall.SIGKILL, 10*time.Second) }
 
 // Restart starts a stopped server again, on the same address and directory.
-func (s *Server) Restart() error {
-	var err error
-	for range 10 { // the old listener's port can take a moment to free
-		if err = s.start(); err == nil {
-			return nil
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return err
-}
+func (s *Server) Restart() error { return testserver.Retry(10, s.start) }
 
 // Cluster is a Redis Cluster of masters without replicas.
 type Cluster struct {

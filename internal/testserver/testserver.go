@@ -130,6 +130,20 @@ func (p *Process) Start(timeout time.Duration, ready func() error) error {
 	}
 }
 
+// Retry calls start up to tries times, 200 ms apart, until it succeeds,
+// and returns its last error: a server started again on its old address
+// may find the port not yet free.
+func Retry(tries int, start func() error) error {
+	var err error
+	for range tries {
+		if err = start(); err == nil {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
+}
+
 // Signal sends sig to the running process. SIGSTOP pauses it (nothing
 // answers, connections stay open) and SIGCONT resumes it.
 func (p *Process) Signal(sig syscall.Signal) error {

@@ -109,3 +109,25 @@ func TestStopAtEnd(t *testing.T) {
 		t.Errorf("stopped %d times when the test ended, want 1", stops)
 	}
 }
+
+func TestRetry(t *testing.T) {
+	for _, tc := range []struct {
+		tries, failures, calls int
+		ok                     bool
+	}{
+		{tries: 3, failures: 0, calls: 1, ok: true},
+		{tries: 3, failures: 2, calls: 3, ok: true},
+		{tries: 3, failures: 5, calls: 3, ok: false},
+	} {
+		calls := 0
+		err := Retry(tc.tries, func() error {
+			if calls++; calls <= tc.failures {
+				return errors.New("port in use")
+			}
+			return nil
+		})
+		if calls != tc.calls || (err == nil) != tc.ok {
+			t.Errorf("Retry(%d) with %d failures: %d calls, %v; want %d calls, ok %v", tc.tries, tc.failures, calls, err, tc.calls, tc.ok)
+		}
+	}
+}
