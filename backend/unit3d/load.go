@@ -185,27 +185,11 @@ func loadLists(ctx context.Context, db *sql.DB, s *state) error {
 	if err != nil {
 		return fmt.Errorf("loading freeleech_tokens: %w", err)
 	}
-	err = each(ctx, db, "SELECT user_id FROM personal_freeleeches", func(rows *sql.Rows) error {
-		var id uint32
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		s.personal[id] = struct{}{}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("loading personal_freeleeches: %w", err)
+	if err := loadIDs(ctx, db, "personal_freeleeches", "user_id", s.personal); err != nil {
+		return err
 	}
-	err = each(ctx, db, "SELECT torrent_id FROM featured_torrents", func(rows *sql.Rows) error {
-		var id uint32
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		s.featured[id] = struct{}{}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("loading featured_torrents: %w", err)
+	if err := loadIDs(ctx, db, "featured_torrents", "torrent_id", s.featured); err != nil {
+		return err
 	}
 	err = each(ctx, db, groupsQuery, func(rows *sql.Rows) error {
 		g := &group{}
@@ -278,6 +262,22 @@ func (c *Conn) Reload(ctx context.Context) error {
 }
 
 // each runs q and calls f for every row.
+// loadIDs adds the IDs in column of every row of table to set.
+func loadIDs(ctx context.Context, db *sql.DB, table, column string, set map[uint32]struct{}) error {
+	err := each(ctx, db, "SELECT "+column+" FROM "+table, func(rows *sql.Rows) error {
+		var id uint32
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		set[id] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("loading %s: %w", table, err)
+	}
+	return nil
+}
+
 func each(ctx context.Context, db *sql.DB, q string, f func(*sql.Rows) error) error {
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
