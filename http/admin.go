@@ -18,6 +18,7 @@ import (
 	"github.com/chihaya/chihaya/tracker"
 	"github.com/golang/glog"
 	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // pprofWriteTimeout is the admin listener's write timeout when the profiler
@@ -34,18 +35,23 @@ const pprofWriteTimeout = 5 * time.Minute
 // here, in NewAdmin, from the tracker's configuration.
 type Admin struct {
 	srv      *http.Server
+	tracker  *tracker.Tracker
 	draining atomic.Bool
 }
 
 // NewAdmin returns the admin listener of tkr, whose statistics are st.
 func NewAdmin(tkr *tracker.Tracker, st *stats.Stats) *Admin {
 	cfg := tkr.Config() // keys that need a restart: read once
-	a := &Admin{}
+	a := &Admin{tracker: tkr}
 	r := httprouter.New()
 	r.GET("/check", a.check)
 	r.HEAD("/check", a.check)
 	r.GET("/stats", serveStats(st))
-	r.Handler(http.MethodGet, "/metrics", newMetricsHandler(st, tkr.Backend()))
+	var storeMetrics []prometheus.Collector
+	if c, ok := tkr.Pool().(prometheus.Collector); ok {
+		storeMetrics = append(storeMetrics, c) // a store on a server: its round trips and errors
+	}
+	r.Handler(http.MethodGet, "/metrics", newMetricsHandler(st, tkr.Backend(), storeMetrics...))
 	mountTorrents(r, tkr)
 	writeTimeout := cfg.WriteTimeout.Duration
 	if cfg.DebugPprof {
@@ -86,11 +92,19 @@ func (a *Admin) Drain() { a.draining.Store(true) }
 // in flight.
 func (a *Admin) Shutdown(ctx context.Context) error { return a.srv.Shutdown(ctx) }
 
-func (a *Admin) check(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+// check answers /check: 503 while the daemon drains, or while its store
+// (a server, such as Redis) does not answer, so that a load balancer sends
+// clients to another instance; STILL-ALIVE otherwise.
+func (a *Admin) check(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	w.Header()["Content-Type"] = textPlain
 	if a.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte("SHUTTING-DOWN"))
+		return
+	}
+	if err := a.tracker.Check(r.Context()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte("STORE-DOWN: " + err.Error()))
 		return
 	}
 	w.Write([]byte("STILL-ALIVE"))

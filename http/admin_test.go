@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/chihaya/chihaya/internal/metricstest"
 	"github.com/chihaya/chihaya/stats"
 	"github.com/chihaya/chihaya/tracker"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -658,5 +660,61 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("the dashboard queries no metric")
+	}
+}
+
+// checkingPool is a memory store that says whether its server answers,
+// and has metrics of its own, as a store on a server (Redis) has.
+type checkingPool struct {
+	tracker.Pool
+	down error
+}
+
+func (p *checkingPool) Check(context.Context) error { return p.down }
+
+var storeUp = prometheus.NewDesc("chihaya_test_store_up", "The test store answers.", nil, nil)
+
+func (p *checkingPool) Describe(ch chan<- *prometheus.Desc) { ch <- storeUp }
+func (p *checkingPool) Collect(ch chan<- prometheus.Metric) {
+	up := 1.0
+	if p.down != nil {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(storeUp, prometheus.GaugeValue, up)
+}
+
+// /check fails while the store does not answer, and /metrics carries the
+// store's own figures.
+func TestCheckAndMetricsOfTheStore(t *testing.T) {
+	mem, err := tracker.Open("memory", tracker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := &checkingPool{Pool: mem}
+	be, _ := backend.Open("noop", nil)
+	st := stats.New()
+	tkr := tracker.New(config.Default(), pool, be, st)
+	t.Cleanup(func() { tkr.Close(); st.Close() })
+	admin := NewAdmin(tkr, st)
+	get := func(target string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		admin.Handler().ServeHTTP(rec, httptest.NewRequest("GET", target, nil))
+		return rec
+	}
+	for _, tc := range []struct {
+		down       error
+		code       int
+		body, gate string
+	}{
+		{nil, 200, "STILL-ALIVE", "chihaya_test_store_up 1"},
+		{errors.New("dial tcp 127.0.0.1:6379: connection refused"), 503, "STORE-DOWN: dial tcp 127.0.0.1:6379: connection refused", "chihaya_test_store_up 0"},
+	} {
+		pool.down = tc.down
+		if rec := get("/check"); rec.Code != tc.code || rec.Body.String() != tc.body {
+			t.Errorf("store down %v: /check %d %q, want %d %q", tc.down, rec.Code, rec.Body, tc.code, tc.body)
+		}
+		if rec := get("/metrics"); !strings.Contains(rec.Body.String(), tc.gate+"\n") {
+			t.Errorf("store down %v: /metrics has no %q", tc.down, tc.gate)
+		}
 	}
 }

@@ -13,9 +13,10 @@ import (
 // newMetricsHandler serves /metrics: the tracker's figures, read from a
 // stats.Snapshot at scrape time (so /stats and /metrics never disagree and
 // the request path does nothing for Prometheus), the backend's queue when
-// backend implements backend.QueueReporter, and the Go runtime's and the
+// backend implements backend.QueueReporter, extra's figures (a store's on
+// a server: its round trips and errors), and the Go runtime's and the
 // process's own metrics. Each admin server has its own registry.
-func newMetricsHandler(st *stats.Stats, be backend.Conn) http.Handler {
+func newMetricsHandler(st *stats.Stats, be backend.Conn, extra ...prometheus.Collector) http.Handler {
 	queue, _ := be.(backend.QueueReporter)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -23,6 +24,7 @@ func newMetricsHandler(st *stats.Stats, be backend.Conn) http.Handler {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	reg.MustRegister(extra...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      newErrorLog(),
 		ErrorHandling: promhttp.ContinueOnError,

@@ -13,6 +13,8 @@ needs=(
   "systemd-socket-activate systemd"
   "prometheus prometheus"
   "promtool prometheus"
+  "redis-server redis-server"
+  "redis-cli redis-tools"
 )
 
 missing=()

@@ -89,6 +89,19 @@ func (t *Tracker) Reload(cfg *config.Config) { t.cfg.Store(cfg) }
 // metrics).
 func (t *Tracker) Backend() backend.Conn { return t.backend }
 
+// Pool returns the store the tracker runs on, for the admin listener,
+// which looks for its optional interfaces (a prometheus.Collector, say).
+func (t *Tracker) Pool() Pool { return t.pool }
+
+// Check reports whether the store answers now, for health checks: a
+// store on a server implements Checker; one in this process always does.
+func (t *Tracker) Check(ctx context.Context) error {
+	if c, ok := t.pool.(Checker); ok {
+		return c.Check(ctx)
+	}
+	return nil
+}
+
 // Announce handles one announce. a is not changed. resp's buffers are
 // reused: their contents are replaced. A ClientError leaves the store
 // unchanged.
