@@ -96,10 +96,10 @@ type Restorer interface {
 	Restored() Purged
 }
 
-// Conn is one connection to a swarm store. Each method is one atomic step
-// on the store, so that a remote store needs one round trip per request and
+// Store is the work of a swarm store. Each method is one atomic step on
+// the store, so that a remote store needs one round trip per request and
 // no two announces of a swarm see each other half done.
-type Conn interface {
+type Store interface {
 	// Announce applies a to its swarm as u says, and fills resp's Counts,
 	// Change and Peers. a is the client's request and is not changed.
 	//
@@ -124,10 +124,24 @@ type Conn interface {
 	// every swarm left without peers. Purged.Emptied lists the swarms whose
 	// last peers it removed.
 	Purge(ctx context.Context, before time.Time, purgeEmpty bool) (Purged, error)
+}
 
+// Conn is one connection to a swarm store.
+type Conn interface {
+	Store
 	// Close returns the connection to its pool.
 	Close() error
 }
+
+// NopCloser returns a Conn over s whose Close does nothing: a driver whose
+// one store value serves every request concurrently hands it out from Get,
+// and closing a connection leaves the store open. The conversion
+// allocates: make it once, when the store opens.
+func NopCloser(s Store) Conn { return nopCloser{s} }
+
+type nopCloser struct{ Store }
+
+func (nopCloser) Close() error { return nil }
 
 var drivers = registry.New[Driver]("tracker")
 

@@ -122,6 +122,7 @@ type Store struct {
 	shards []shard
 	epoch  time.Time
 	p      Params
+	conn   tracker.Conn // what Get hands out: the store, whose Close does nothing
 
 	saving        sync.Mutex  // one Save at a time
 	stopSnapshots func()      // stops the periodic saves; nil without them
@@ -136,6 +137,7 @@ func (s *Store) Restored() tracker.Purged { return s.restored }
 // New returns an empty store. Close gives back its memory.
 func New(p Params) *Store {
 	s := &Store{shards: make([]shard, p.Shards), epoch: time.Now(), p: p}
+	s.conn = tracker.NopCloser(s)
 	seed := maphash.MakeSeed()
 	for k := range s.shards {
 		s.shards[k].seed, s.shards[k].uid = seed, p.Private
@@ -380,8 +382,8 @@ func (s *Store) ipv4Changed(sh *shard, w *swarm, id *bittorrent.PeerID, present 
 }
 
 // Get returns a connection to the store, which allocates nothing: the
-// store itself, as a conn.
-func (s *Store) Get() (tracker.Conn, error) { return (*conn)(s), nil }
+// store itself, whose Close leaves it open.
+func (s *Store) Get() (tracker.Conn, error) { return s.conn, nil }
 
 // Close writes the state file, if the store has one, and gives the
 // store's memory back, at once rather than when the collector finds it
@@ -403,23 +405,6 @@ func (s *Store) Close() error {
 		sh.mu.Unlock()
 	}
 	return err
-}
-
-// conn is the store's tracker.Conn: closing one leaves the store open.
-type conn Store
-
-func (c *conn) Close() error { return nil }
-
-func (c *conn) Announce(ctx context.Context, a *tracker.Announce, u tracker.Update, resp *tracker.AnnounceResponse) error {
-	return (*Store)(c).Announce(ctx, a, u, resp)
-}
-
-func (c *conn) Scrape(ctx context.Context, hashes []bittorrent.InfoHash, out []tracker.Scrape) ([]tracker.Scrape, error) {
-	return (*Store)(c).Scrape(ctx, hashes, out)
-}
-
-func (c *conn) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (tracker.Purged, error) {
-	return (*Store)(c).Purge(ctx, before, purgeEmpty)
 }
 
 // Announce applies an announce, as tracker.Conn's Announce does.

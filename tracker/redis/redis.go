@@ -144,6 +144,7 @@ type Store struct {
 	cluster bool
 	p       Params
 	opts    tracker.Options
+	conn    tracker.Conn // what Get hands out: the store, whose Close does nothing
 	prefix  string
 	index   [indexKeys]string // the expiry index's keys
 	totals  string            // the totals' key, on a single server
@@ -160,6 +161,7 @@ type Store struct {
 
 func open(p Params, opts tracker.Options) (*Store, error) {
 	s := &Store{p: p, opts: opts, prefix: *p.KeyPrefix, dual: opts.DualStacked, private: opts.Private, metrics: newMetrics()}
+	s.conn = tracker.NopCloser(s)
 	t := p.Timeout.Duration
 	if len(p.Addrs) > 0 {
 		s.cluster = true
@@ -227,7 +229,7 @@ func (s *Store) Check(ctx context.Context) error {
 
 // Get returns a connection: the store itself, which allocates nothing.
 // Every call of it borrows a Redis connection from the client's pool.
-func (s *Store) Get() (tracker.Conn, error) { return (*conn)(s), nil }
+func (s *Store) Get() (tracker.Conn, error) { return s.conn, nil }
 
 // Close closes the client's connections; the data stays in Redis. Calls
 // after the first do nothing.
@@ -238,34 +240,23 @@ func (s *Store) Close() error {
 	return s.client.Close()
 }
 
-// conn is the store's tracker.Conn.
-type conn Store
-
-func (c *conn) Close() error { return nil }
-
-func (c *conn) Announce(ctx context.Context, a *tracker.Announce, u tracker.Update, resp *tracker.AnnounceResponse) error {
-	return (*Store)(c).Announce(ctx, a, u, resp)
-}
-
-func (c *conn) Scrape(ctx context.Context, hashes []bittorrent.InfoHash, out []tracker.Scrape) ([]tracker.Scrape, error) {
-	return (*Store)(c).Scrape(ctx, hashes, out)
-}
-
-func (c *conn) Purge(ctx context.Context, before time.Time, purgeEmpty bool) (tracker.Purged, error) {
-	return (*Store)(c).Purge(ctx, before, purgeEmpty)
-}
-
 // swarmKeys returns the keys of the swarm h: its hash, IPv4 set and IPv6
 // set (see scripts.go).
 func (s *Store) swarmKeys(h *bittorrent.InfoHash) [3]string {
+	base := s.swarmKey(h)
+	return [3]string{base, base + "4", base + "6"}
+}
+
+// swarmKey returns the key of swarm h's hash, "<prefix>{<hex info_hash>}",
+// whose hash tag the swarm's other keys share.
+func (s *Store) swarmKey(h *bittorrent.InfoHash) string {
 	var b [128]byte
 	k := copy(b[:], s.prefix)
 	b[k] = '{'
 	k++
 	k += hex.Encode(b[k:], h[:])
 	b[k] = '}'
-	base := string(b[:k+1])
-	return [3]string{base, base + "4", base + "6"}
+	return string(b[:k+1])
 }
 
 // indexKey returns the expiry index key of swarm h.
@@ -348,15 +339,7 @@ var (
 )
 
 // hashKey returns the key of swarm h's hash (see scripts.go), boxed.
-func (s *Store) hashKey(h *bittorrent.InfoHash) any {
-	var b [128]byte
-	k := copy(b[:], s.prefix)
-	b[k] = '{'
-	k++
-	k += hex.Encode(b[k:], h[:])
-	b[k] = '}'
-	return string(b[:k+1])
-}
+func (s *Store) hashKey(h *bittorrent.InfoHash) any { return s.swarmKey(h) }
 
 // announceArg returns announceScript's argument for a (see there), boxed.
 func (s *Store) announceArg(a *tracker.Announce, u tracker.Update, want int) any {

@@ -29,18 +29,7 @@ var prefixes atomic.Int64
 func opener(addrs ...string) func(t *testing.T, o tracker.Options) tracker.Pool {
 	return func(t *testing.T, o tracker.Options) tracker.Pool {
 		t.Helper()
-		params := map[string]any{"key_prefix": fmt.Sprintf("t%d:", prefixes.Add(1))}
-		if len(addrs) == 1 {
-			params["addr"] = addrs[0]
-		} else {
-			params["addrs"] = addrs
-		}
-		o.Params, _ = json.Marshal(params)
-		pool, err := tracker.Open("redis", o)
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		return pool
+		return openStore(t, o, nil, addrs...)
 	}
 }
 
