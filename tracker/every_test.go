@@ -2,6 +2,7 @@ package tracker_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,9 +15,9 @@ import (
 func TestEvery(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		calls := 0
+		var calls atomic.Int32 // the race detector does not see synctest.Wait as a synchronisation
 		done := make(chan struct{})
-		go func() { tracker.Every(ctx, time.Minute, func() { calls++ }); close(done) }()
+		go func() { tracker.Every(ctx, time.Minute, func() { calls.Add(1) }); close(done) }()
 		for _, want := range []int{0, 1, 3} {
 			switch want {
 			case 1:
@@ -25,15 +26,15 @@ func TestEvery(t *testing.T) {
 				time.Sleep(2 * time.Minute)
 			}
 			synctest.Wait()
-			if calls != want {
-				t.Fatalf("after %d calls expected, %d", want, calls)
+			if n := calls.Load(); n != int32(want) {
+				t.Fatalf("after %d calls expected, %d", want, n)
 			}
 		}
 		cancel()
 		<-done
 		time.Sleep(time.Hour)
-		if calls != 3 {
-			t.Errorf("f ran %d times, 3 before ctx ended", calls)
+		if n := calls.Load(); n != 3 {
+			t.Errorf("f ran %d times, 3 before ctx ended", n)
 		}
 	})
 }
