@@ -72,7 +72,8 @@ func (s *Server) unit3dAnnounce(w http.ResponseWriter, r *http.Request, a backen
 	if msg == "" {
 		x.req.Passkey = passkey
 		x.req.Addr = netip.AddrPortFrom(from, port)
-		x.req.UserAgent = r.Header.Get("User-Agent")
+		ua := r.Header["User-Agent"] // checked: present, and its last value is the one checked
+		x.req.UserAgent = ua[len(ua)-1]
 		x.req.Time = start
 		x.req.DualStacked = cfg.DualStackedPeers
 		a.Announce(&x.req, &x.reply)

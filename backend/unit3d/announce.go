@@ -61,7 +61,7 @@ func (c *Conn) Announce(req *backend.AnnounceRequest, r *backend.AnnounceReply) 
 	c.rates.request(now)
 	s := c.st
 	s.mu.Lock()
-	tid, ok := c.checkClient(req, r)
+	tid, ok := c.checkClient(req, r, now)
 	s.mu.Unlock()
 	if !ok {
 		return
@@ -87,7 +87,7 @@ func critical(r *backend.AnnounceReply, msg string, interval time.Duration) {
 
 // checkClient runs checks 7 to 11 (§4.4) and returns the torrent's id.
 // s.mu is held.
-func (c *Conn) checkClient(req *backend.AnnounceRequest, r *backend.AnnounceReply) (uint32, bool) {
+func (c *Conn) checkClient(req *backend.AnnounceRequest, r *backend.AnnounceReply, now time.Time) (uint32, bool) {
 	s := c.st
 	if s.blacklisted(req.PeerID) {
 		fail(r, "Client is not acceptable. Please check our blacklist.")
@@ -110,7 +110,7 @@ func (c *Conn) checkClient(req *backend.AnnounceRequest, r *backend.AnnounceRepl
 	}
 	tid, ok := s.hashes[req.InfoHash]
 	if !ok {
-		c.queueUnregistered(req)
+		c.queueUnregistered(req, now)
 		fail(r, "InfoHash not found.")
 		return 0, false
 	}
@@ -119,12 +119,12 @@ func (c *Conn) checkClient(req *backend.AnnounceRequest, r *backend.AnnounceRepl
 
 // queueUnregistered queues an unregistered_info_hashes row if the passkey
 // is a loaded user's. s.mu is held.
-func (c *Conn) queueUnregistered(req *backend.AnnounceRequest) {
+func (c *Conn) queueUnregistered(req *backend.AnnounceRequest, now time.Time) {
 	uid, ok := c.st.passkeys[req.Passkey]
 	if _, loaded := c.st.users[uid]; !ok || !loaded {
 		return
 	}
-	at := req.Time.UTC()
+	at := now.UTC()
 	c.q.Add(func(b *batch) { b.addUIH(uihKey{req.InfoHash, uid}, uihRow{created: at, updated: at}) })
 }
 
@@ -158,7 +158,7 @@ func (c *Conn) announce(req *backend.AnnounceRequest, r *backend.AnnounceReply, 
 		fail(r, "Torrent not found.")
 		return
 	case t.deleted:
-		c.queueUnregistered(req)
+		c.queueUnregistered(req, now)
 		fail(r, "Torrent has been deleted.")
 		return
 	case t.status == statusUnknown:

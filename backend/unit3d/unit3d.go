@@ -310,13 +310,14 @@ func (c *Conn) FlushErrors() uint64 { return c.fl.Errors() }
 func (c *Conn) DroppedRows() uint64 { return c.dropped.Load() }
 
 // Close stops the background work and flushes until the queue is empty,
-// retrying for up to a minute while the database is away (the daemon's
-// SIGTERM path), then disconnects.
+// retrying for up to 15 seconds while the database is away (the daemon's
+// SIGTERM path, which the shipped unit's TimeoutStopSec=30s must leave
+// room for, as the Gazelle backend does), then disconnects.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.stop)
 		c.wg.Wait()
-		err := c.fl.Final(time.Now().Add(time.Minute), c.q.Rows)
+		err := c.fl.Final(time.Now().Add(15*time.Second), c.q.Rows)
 		if err != nil {
 			c.closeErr = fmt.Errorf("unit3d backend: final flush: %w", err)
 		}

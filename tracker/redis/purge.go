@@ -154,6 +154,7 @@ func (s *Store) purgeRound(ctx context.Context, key string, cutoff int64, purgeE
 		return 0, err
 	}
 	pipe := s.client.Pipeline()
+	var back []goredis.Z // the swarms with peers left, for the index again
 	for i, r := range results {
 		if len(r) != 8 {
 			continue
@@ -167,11 +168,16 @@ func (s *Store) purgeRound(ctx context.Context, key string, cutoff int64, purgeE
 		}
 		p.Swarms += toInt(r[5])
 		if oldest := toInt(r[6]); oldest >= 0 {
-			pipe.ZAddNX(tctx, key, goredis.Z{Score: float64(oldest), Member: string(hashes[i][:])})
+			back = append(back, goredis.Z{Score: float64(oldest), Member: string(hashes[i][:])})
 		}
 	}
-	if pipe.Len() > 0 {
-		_, err = pipe.Exec(tctx)
+	if len(back) > 0 {
+		pipe.ZAddNX(tctx, key, back...)
+		if _, err = pipe.Exec(tctx); err != nil {
+			// A swarm left out of the index would never expire: try once
+			// more, on a fresh deadline, before the error is reported.
+			s.reindex(context.Background(), key, back)
+		}
 	}
 	s.metrics.observe(opPurge, start, err)
 	return len(due), err

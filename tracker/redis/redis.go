@@ -250,13 +250,13 @@ func (s *Store) swarmKeys(h *bittorrent.InfoHash) [3]string {
 // swarmKey returns the key of swarm h's hash, "<prefix>{<hex info_hash>}",
 // whose hash tag the swarm's other keys share.
 func (s *Store) swarmKey(h *bittorrent.InfoHash) string {
-	var b [128]byte
-	k := copy(b[:], s.prefix)
-	b[k] = '{'
-	k++
-	k += hex.Encode(b[k:], h[:])
-	b[k] = '}'
-	return string(b[:k+1])
+	var buf [128]byte
+	b := buf[:0] // on the stack for any prefix up to 86 bytes
+	b = append(b, s.prefix...)
+	b = append(b, '{')
+	b = hex.AppendEncode(b, h[:])
+	b = append(b, '}')
+	return string(b)
 }
 
 // indexKey returns the expiry index key of swarm h.

@@ -167,6 +167,21 @@ func TestSharedSwarms(t *testing.T) {
 	}
 }
 
+// A key_prefix of any length works: keys were once built in a fixed
+// 128-byte buffer, and a prefix past 86 bytes panicked every announce.
+func TestLongKeyPrefix(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openStore(t, tracker.Options{}, map[string]any{"key_prefix": strings.Repeat("p", 300) + ":"}, srv.Addr)
+	h := trackertest.Hash(1)
+	if _, err := announceTo(t, s, trackertest.Seeder(h, 1, "10.0.0.1"), 50); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Scrape(context.Background(), []bittorrent.InfoHash{h}, nil)
+	if err != nil || out[0].Counts != (tracker.Counts{Complete: 1}) {
+		t.Errorf("scrape %+v, %v", out, err)
+	}
+}
+
 // TestScriptsReloaded: a server that lost its scripts (restarted, SCRIPT
 // FLUSH) gets them again; no call fails.
 func TestScriptsReloaded(t *testing.T) {
