@@ -266,7 +266,7 @@ func run(ctx context.Context, cfg *config.Config, listening Listening, opts runO
 		}
 	}
 	notify(systemd.Stopping)
-	admin.Drain() // health checks fail first, so load balancers look elsewhere
+	admin.Drain() // /check fails from now on, while the listeners drain
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), tkr.Config().ShutdownTimeout.Duration)
 	defer cancel()
 	udpDone := make(chan error, 1)

@@ -83,7 +83,10 @@ func (h *headScan) scan(b []byte) {
 // tooLong reports whether p, about to be written, is net/http's 431 to a
 // request line that has not ended.
 func (h *headScan) tooLong(p []byte) bool {
-	return h.line == 0 && h.lineLen > 0 && bytes.HasPrefix(p, status431)
+	// The prefix first: while a handler runs, net/http's background read
+	// may be scanning (writing line and lineLen) in another goroutine, and
+	// only its own 431, written when no read runs, starts with status431.
+	return bytes.HasPrefix(p, status431) && h.line == 0 && h.lineLen > 0
 }
 
 // writeURITooLong writes uriTooLongResponse in place of net/http's 431

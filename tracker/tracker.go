@@ -104,7 +104,9 @@ func (t *Tracker) Check(ctx context.Context) error {
 
 // Announce handles one announce. a is not changed. resp's buffers are
 // reused: their contents are replaced. A ClientError leaves the store
-// unchanged.
+// unchanged, but for ErrLeechingForbidden: the user may not leech, so the
+// peer is taken out of its swarm, as Ocelot does, and its traffic is still
+// credited.
 func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceResponse) error {
 	if !a.Addr.IsValid() || a.Addr.Is4In6() {
 		return ErrNoAddress
@@ -179,8 +181,10 @@ const ErrRateLimited bittorrent.ClientError = "rate limit exceeded: too many req
 // client at addr: one bucket per address, or per /64 for IPv6, shared by
 // every frontend, so that a client gets the same budget over HTTP and UDP
 // together. When the bucket is empty it returns false and how long until
-// it holds a request again. The frontends ask before anything else, so
-// that a refused request changes nothing.
+// it holds a request again. The frontends ask before the request reaches
+// the store (UDP after checking the connection ID, so that a forged
+// source address cannot spend another's bucket), so that a refused
+// request changes nothing.
 func (t *Tracker) Allow(addr netip.Addr, now time.Time) (ok bool, retry time.Duration) {
 	cfg := t.cfg.Load()
 	return t.limiter.Allow(addr, now, ratelimit.PerSecond(cfg.RateLimit.RequestsPerSecond, cfg.RateLimit.Burst))

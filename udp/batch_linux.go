@@ -153,7 +153,7 @@ func (b *mmsg) send(fd uintptr) bool {
 
 // sockaddr reads a sockaddr_in or sockaddr_in6.
 func sockaddr(b []byte) netip.AddrPort {
-	if len(b) < 2 {
+	if len(b) < 4 {
 		return netip.AddrPort{}
 	}
 	port := binary.BigEndian.Uint16(b[2:4])

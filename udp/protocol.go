@@ -40,8 +40,14 @@ const (
 	scrapeEntry = 12             // seeders, completed, leechers
 
 	// maxScrapeHashes is the most info_hashes one scrape may ask for: as
-	// many as fit in a datagram of a 1500-byte Ethernet frame's payload.
+	// many as a request of a 1500-byte Ethernet frame's payload can carry
+	// (16 + 74*20 = 1496 bytes; its answer, 8 + 74*12, is smaller).
 	maxScrapeHashes = 74
+	// maxPeers4 and maxPeers6 are the most peers an announce answer holds:
+	// as many as fit in a datagram that needs no fragment on a 1500-byte
+	// link, 1472 bytes of UDP payload over IPv4 and 1452 over IPv6.
+	maxPeers4 = (1472 - 20) / bittorrent.PackedIPv4
+	maxPeers6 = (1452 - 20) / bittorrent.PackedIPv6
 	// maxPacket is the largest request read: a full scrape. Anything
 	// longer is refused whole.
 	maxPacket = headerLen + maxScrapeHashes*bittorrent.PeerIDSize
@@ -224,7 +230,15 @@ func (w *worker) announce(cfg *config.Config, p []byte, addr netip.Addr, now tim
 		return out, errNegative
 	}
 	if a.NumWant < 0 {
-		a.NumWant = -1 // the default
+		a.NumWant = cfg.DefaultNumWant
+	}
+	// An answer must fit in one unfragmented datagram on a 1500-byte link
+	// (networks often drop fragments): 1472 bytes of payload over IPv4,
+	// 1452 over IPv6, less the 20-byte header.
+	if addr.Is6() {
+		a.NumWant = min(a.NumWant, maxPeers6)
+	} else {
+		a.NumWant = min(a.NumWant, maxPeers4)
 	}
 	if ip := [4]byte(p[84:88]); ip != [4]byte{} && cfg.AllowIPSpoofing {
 		a.Addr = netip.AddrFrom4(ip)

@@ -302,6 +302,34 @@ func TestAnnounceFamilies(t *testing.T) {
 	}
 }
 
+// An announce's answer fits in one unfragmented datagram on a 1500-byte
+// link whatever num_want and max_num_want say: at most 242 IPv4 peers
+// (1472 bytes) and 79 IPv6 peers (1452 bytes).
+func TestAnswerFitsADatagram(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.DefaultNumWant, c.MaxNumWant = 1000, 1000 }, nil)
+	w := newWorker(s)
+	for n := range 300 {
+		newClient(t, w, fmt.Sprintf("10.0.%d.%d:1", n/200, n%200+1)).announce(ann{ih: hash(1), peer: peer(n), port: 6000})
+		newClient(t, w, fmt.Sprintf("[2001:db8::%x]:1", n+1)).announce(ann{ih: hash(1), peer: peer(1000 + n), port: 6000})
+	}
+	for _, tc := range []struct {
+		from    string
+		numWant int32
+		want    int
+	}{
+		{"10.9.0.1:1", -1, maxPeers4}, {"10.9.0.1:1", 1000, maxPeers4}, {"10.9.0.1:1", 10, 10},
+		{"[2001:db8::ffff]:1", -1, maxPeers6}, {"[2001:db8::ffff]:1", 1000, maxPeers6},
+	} {
+		r := newClient(t, w, tc.from).announce(ann{ih: hash(1), peer: peer(5000), left: leecher, port: 7000, numWant: tc.numWant})
+		if len(r.peers) != tc.want {
+			t.Errorf("from %s, num_want %d: %d peers, want %d", tc.from, tc.numWant, len(r.peers), tc.want)
+		}
+	}
+	if maxPeers4 != 242 || maxPeers6 != 79 {
+		t.Errorf("maxPeers4 %d, maxPeers6 %d: want 242 and 79", maxPeers4, maxPeers6)
+	}
+}
+
 func TestAnnounceFields(t *testing.T) {
 	s := newTestServer(t, func(c *config.Config) { c.DefaultNumWant, c.MaxNumWant = 3, 5 }, nil)
 	w := newWorker(s)
