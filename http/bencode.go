@@ -49,7 +49,7 @@ func appendRetry(b []byte, reason string, retry time.Duration) []byte {
 	b = append(b, 'd')
 	b = appendStr(b, "failure reason")
 	b = appendStr(b, reason)
-	b = appendInt(b, "retry in", int64(max(1, (retry+time.Minute-1)/time.Minute)))
+	b = appendInt(b, "retry in", tracker.RetryMinutes(retry))
 	return append(b, 'e')
 }
 

@@ -96,10 +96,8 @@ func passkey(ps httprouter.Params) (string, error) {
 	if pk := ps[0].Value; len(pk) == bittorrent.PasskeyLen {
 		return pk, nil
 	}
-	return "", errMalformedAnnounce
+	return "", tracker.ErrMalformedAnnounce
 }
-
-var errMalformedAnnounce = bittorrent.ClientError("Malformed announce")
 
 // Serve answers requests on l until Shutdown. It returns nil after a
 // graceful shutdown.

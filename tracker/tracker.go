@@ -177,6 +177,17 @@ func (t *Tracker) Announce(ctx context.Context, a *Announce, resp *AnnounceRespo
 // adds when to retry (BEP 31's "retry in" over HTTP).
 const ErrRateLimited bittorrent.ClientError = "rate limit exceeded: too many requests from your address"
 
+// RetryMinutes is retry as BEP 31's "retry in" says it: whole minutes,
+// rounded up, and at least one, which every frontend tells a client over
+// the rate limit.
+func RetryMinutes(retry time.Duration) int64 {
+	return int64(max(1, (retry+time.Minute-1)/time.Minute))
+}
+
+// ErrMalformedAnnounce is the answer to an announce whose URL has no
+// passkey where a private tracker wants one, over HTTP or UDP (BEP 41).
+const ErrMalformedAnnounce bittorrent.ClientError = "Malformed announce"
+
 // Allow takes a request from the rate-limit bucket (rate_limit) of the
 // client at addr: one bucket per address, or per /64 for IPv6, shared by
 // every frontend, so that a client gets the same budget over HTTP and UDP

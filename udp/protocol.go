@@ -64,13 +64,12 @@ const (
 // address that has not proven it receives at its source address, so it is
 // short: it goes out only when it is no longer than the request it answers.
 var (
-	errBadConnectionID   = bittorrent.ClientError("bad connection ID")
-	errMalformedAnnounce = bittorrent.ClientError("Malformed announce")
-	errShortAnnounce     = bittorrent.ClientError("malformed announce: want 98 bytes")
-	errBadOptions        = bittorrent.ClientError("malformed announce: truncated BEP 41 option")
-	errMalformedScrape   = bittorrent.ClientError("malformed scrape: want 20-byte info_hashes")
-	errUnknownAction     = bittorrent.ClientError("unknown action")
-	errNegative          = bittorrent.ClientError("invalid announce: downloaded, left and uploaded must not be negative")
+	errBadConnectionID = bittorrent.ClientError("bad connection ID")
+	errShortAnnounce   = bittorrent.ClientError("malformed announce: want 98 bytes")
+	errBadOptions      = bittorrent.ClientError("malformed announce: truncated BEP 41 option")
+	errMalformedScrape = bittorrent.ClientError("malformed scrape: want 20-byte info_hashes")
+	errUnknownAction   = bittorrent.ClientError("unknown action")
+	errNegative        = bittorrent.ClientError("invalid announce: downloaded, left and uploaded must not be negative")
 )
 
 // internalError is what a client is told of the tracker's own failures.
@@ -157,7 +156,7 @@ func (w *worker) handle(p []byte, src netip.AddrPort, now time.Time, out []byte)
 				kind = stats.Scrape
 			}
 			out = appendError(out, tx, rateLimited, st)
-			out = strconv.AppendInt(out, int64(max(1, (retry+time.Minute-1)/time.Minute)), 10)
+			out = strconv.AppendInt(out, tracker.RetryMinutes(retry), 10)
 			out = append(out, " min"...)
 			st.RecordRequestVia(stats.UDP, kind, stats.Limited, time.Since(now))
 			return out
@@ -303,7 +302,7 @@ func (w *worker) passkey(url []byte) (string, error) {
 	const suffix = "/announce"
 	n := 1 + bittorrent.PasskeyLen
 	if len(url) != n+len(suffix) || url[0] != '/' || string(url[n:]) != suffix {
-		return "", errMalformedAnnounce
+		return "", tracker.ErrMalformedAnnounce
 	}
 	pk := [bittorrent.PasskeyLen]byte(url[1:n])
 	s, ok := w.passkeys[pk]
